@@ -1,0 +1,127 @@
+"""``run`` and ``test``: the two commands README.rst gives a new user."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import debian, testing
+from .odoo_locator import find_odoo
+from .odoo_server import Odoo
+from .paths import SetupError
+from .postgres import Cluster
+from .venv import ensure_venv
+
+DEMO_DB = "emboux_demo"
+DEFAULT_PORT = 8069
+BROWSER = {"chromium": "chromium"}
+
+
+def bootstrap(need_browser=False):
+    """Find Odoo, fill the venv, start the cluster. Idempotent."""
+    odoo_src = find_odoo()
+    if need_browser:
+        debian.ensure_packages(BROWSER)
+    python = ensure_venv(odoo_src)
+    cluster = Cluster().start()
+    return Odoo(odoo_src, python, cluster)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http_port(args):
+    """The port odoo-bin will listen on, and whether ``args`` chose it."""
+    for index, arg in enumerate(args):
+        if arg in ("--http-port", "-p") and index + 1 < len(args):
+            return int(args[index + 1]), True
+        if arg.startswith("--http-port="):
+            return int(arg.split("=", 1)[1]), True
+    return DEFAULT_PORT, False
+
+
+def wait_http(url, process, timeout=120):
+    """Wait until ``url`` answers; False if ``process`` died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def cmd_run(args):
+    """Serve the demo database until Ctrl-C."""
+    odoo = bootstrap()
+    db = os.environ.get("EMBOUX_DB", DEMO_DB)
+    port, explicit = _http_port(args)
+    if not explicit:
+        args = ["--http-port", str(port), *args]
+    try:
+        odoo.ensure_database(db, demo=True)
+        process = subprocess.Popen(
+            odoo.cmd("-d", db, f"--db-filter=^{db}$", *args),
+            start_new_session=True,
+        )
+
+        def forward(signum, _frame):
+            process.send_signal(signal.SIGINT if signum == signal.SIGINT else signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        url = f"http://127.0.0.1:{port}"
+        if wait_http(f"{url}/web/login", process):
+            print(banner(url, db), flush=True)
+        return process.wait()
+    finally:
+        odoo.cluster.stop()
+
+
+def banner(url, db):
+    lines = [
+        "",
+        f"EmBoux Mail is running at {url}/odoo (database {db})",
+        "  Operator login: admin / password: admin",
+    ]
+    if os.environ.get("EMBOUX_API_KEY"):
+        lines.append("  REST API master token: the value of EMBOUX_API_KEY")
+    lines.append("  Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def cmd_test(args):
+    """Lint, the addons' Odoo tests and the top-level tests; one summary."""
+    odoo = bootstrap(need_browser=True)
+    try:
+        return testing.run_all(odoo, args, free_port)
+    finally:
+        odoo.cluster.stop()
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test}
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: emboux_setup {run|test} [args...]", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except SetupError as error:
+        print(f"emboux: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,198 @@
+"""A private PostgreSQL cluster under ``var/pg`` for the demo and the tests.
+
+PostgreSQL refuses to run as root, so when the commands are started as root
+the server runs as the ``postgres`` OS user (created by Debian's package) or,
+failing that, a dedicated system user. It listens on a unix socket in
+``var/pg/run`` only. Odoo connects with its own role ``emboux`` (never the
+superuser), which may create databases but is not a superuser itself.
+"""
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+from . import debian
+from .paths import LOG_DIR, VAR, SetupError
+
+PG_DIR = VAR / "pg"
+DATA = PG_DIR / "data"
+SOCKET_DIR = PG_DIR / "run"
+PORT = 5432
+ODOO_ROLE = "emboux"
+ADMIN_ROLE = "emboux_admin"
+FALLBACK_OS_USER = "emboux-pg"
+MAX_SOCKET_PATH = 100  # sockaddr_un holds 107 bytes, the name adds 16
+
+
+def _bindir():
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for path in candidates:
+        if os.path.exists(os.path.join(path, "initdb")):
+            return path
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+def _os_user():
+    """The non-root OS user that owns and runs the cluster."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    for name in ("postgres", FALLBACK_OS_USER):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", FALLBACK_OS_USER], check=True
+    )
+    return FALLBACK_OS_USER
+
+
+class Cluster:
+    """Start, stop and query the repository's own PostgreSQL cluster."""
+
+    def __init__(self):
+        bindir = _bindir()
+        if bindir is None:
+            debian.ensure_packages({"initdb": "postgresql"})
+            bindir = _bindir()
+        if bindir is None:
+            raise SetupError(
+                "PostgreSQL's server binaries (initdb, pg_ctl) were not found: "
+                "install Debian's postgresql package."
+            )
+        self.bindir = bindir
+        self.os_user = _os_user()
+        self.started_here = False
+
+    # -- helpers ---------------------------------------------------------------
+    def _as_owner(self, args, **kwargs):
+        cmd = [os.path.join(self.bindir, args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", self.os_user, "--", *cmd]
+        return subprocess.run(cmd, **kwargs)
+
+    def psql(self, sql, dbname="postgres", user=ADMIN_ROLE, check=True):
+        """Run one SQL statement; return its unaligned output."""
+        cmd = [os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t"]
+        cmd += ["-h", str(SOCKET_DIR), "-p", str(PORT), "-U", user, "-d", dbname]
+        cmd += ["-v", "ON_ERROR_STOP=1", "-c", sql]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise SetupError(f"PostgreSQL refused {sql!r}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    @property
+    def dsn_args(self):
+        """The connection options odoo-bin needs."""
+        return {"db_host": str(SOCKET_DIR), "db_port": PORT, "db_user": ODOO_ROLE}
+
+    # -- life cycle ------------------------------------------------------------
+    def _initialise(self):
+        if len(str(SOCKET_DIR)) > MAX_SOCKET_PATH:
+            raise SetupError(
+                f"the repository path is too long for a PostgreSQL socket "
+                f"({SOCKET_DIR}): clone it into a shorter path."
+            )
+        for path in (PG_DIR, SOCKET_DIR):
+            path.mkdir(parents=True, exist_ok=True)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        owner = pwd.getpwnam(self.os_user)
+        for path in (PG_DIR, SOCKET_DIR):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        os.chmod(SOCKET_DIR, 0o700)
+        if (DATA / "PG_VERSION").exists():
+            return
+        probe = self._as_owner(["initdb", "--version"], capture_output=True)
+        if probe.returncode != 0:
+            raise SetupError(
+                f"the OS user {self.os_user} cannot reach {PG_DIR}: give it "
+                f"read and execute rights on every parent directory."
+            )
+        print(f"Creating the PostgreSQL cluster in {DATA} ...", flush=True)
+        result = self._as_owner(
+            [
+                "initdb",
+                "-D",
+                str(DATA),
+                "-U",
+                ADMIN_ROLE,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise SetupError(f"initdb failed: {result.stderr.strip()}")
+        with (DATA / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# Written by setup/emboux_setup/postgres.py\n"
+                "listen_addresses = ''\n"
+                f"unix_socket_directories = '{SOCKET_DIR}'\n"
+                f"port = {PORT}\n"
+                "max_connections = 200\n"
+                "fsync = off\n"
+                "synchronous_commit = off\n"
+                "full_page_writes = off\n"
+            )
+
+    def is_running(self):
+        result = self._as_owner(
+            ["pg_ctl", "-D", str(DATA), "status"], stdout=subprocess.DEVNULL
+        )
+        return result.returncode == 0
+
+    def start(self):
+        """Start the cluster when it is not running; make sure the role exists."""
+        self._initialise()
+        if not self.is_running():
+            log = LOG_DIR / "postgresql.log"
+            if os.geteuid() == 0:
+                log.touch()
+                owner = pwd.getpwnam(self.os_user)
+                os.chown(log, owner.pw_uid, owner.pw_gid)
+            result = self._as_owner(
+                ["pg_ctl", "-D", str(DATA), "-l", str(log), "-w", "-t", "60", "start"],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                raise SetupError(f"PostgreSQL did not start; its log is {log}.")
+            self.started_here = True
+        for _attempt in range(50):
+            if self.psql("SELECT 1", check=False) == "1":
+                break
+            time.sleep(0.2)
+        exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{ODOO_ROLE}'")
+        if exists != "1":
+            self.psql(f"CREATE ROLE {ODOO_ROLE} LOGIN CREATEDB")
+        return self
+
+    def stop(self):
+        """Stop the cluster if this process started it."""
+        if self.started_here:
+            self._as_owner(
+                ["pg_ctl", "-D", str(DATA), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+            )
+            self.started_here = False
+
+    # -- databases -------------------------------------------------------------
+    def database_exists(self, name):
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{_quote(name)}'"
+        return self.psql(query) == "1"
+
+    def drop_database(self, name):
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _quote(value):
+    return value.replace("'", "''")

@@ -1,0 +1,91 @@
+"""Fixtures that start real processes: ``./setup/run`` servers on free ports.
+
+The repository's PostgreSQL cluster is already running (``./setup/test``
+started it); each server gets a database of its own, dropped afterwards.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "setup"))
+
+from emboux_setup.cli import free_port  # noqa: E402
+from emboux_setup.postgres import Cluster  # noqa: E402
+
+BANNER_RE = re.compile(r"EmBoux Mail is running at (http://\S+)/odoo")
+
+
+class RunningServer:
+    """One ``./setup/run`` process and what its banner printed."""
+
+    def __init__(self, db, env=None, startup_timeout=600):
+        self.db = db
+        self.port = free_port()
+        self.log_path = REPO / "var" / "log" / f"{db}-run.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [str(REPO / "setup" / "run"), "--http-port", str(self.port)],
+            cwd=REPO,
+            env={**os.environ, "EMBOUX_DB": db, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = self._wait_for_banner(startup_timeout)
+
+    def _wait_for_banner(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = BANNER_RE.search(self.output())
+            if found:
+                return found.group(1)
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.5)
+        self.stop()
+        raise AssertionError(f"./setup/run did not start:\n{self.output()[-3000:]}")
+
+    def output(self):
+        return self.log_path.read_text()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    return Cluster().start()
+
+
+@pytest.fixture(scope="session")
+def run_server(cluster):
+    """Factory: start ``./setup/run`` on a fresh database; stop and drop it."""
+    servers = []
+
+    def start(name, env=None):
+        db = f"emboux_e2e_{name}"
+        cluster.drop_database(db)
+        server = RunningServer(db, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+        cluster.drop_database(server.db)
