@@ -1,10 +1,10 @@
 """A private PostgreSQL cluster under ``var/pg`` for the demo and the tests.
 
 PostgreSQL refuses to run as root, so when the commands are started as root
-the server runs as the ``postgres`` OS user (created by Debian's package) or,
-failing that, a dedicated system user. It listens on a unix socket in
-``var/pg/run`` only. Odoo connects with its own role ``emboux`` (never the
-superuser), which may create databases but is not a superuser itself.
+the server runs as a dedicated system user, ``emboux-pg``, created on first
+use (not ``postgres``, which owns the machine's own clusters). It listens on
+a unix socket in ``var/pg/run`` only. Odoo connects with its own role
+``emboux``, which may create databases but is not a superuser.
 """
 
 import glob
@@ -23,7 +23,7 @@ SOCKET_DIR = PG_DIR / "run"
 PORT = 5432
 ODOO_ROLE = "emboux"
 ADMIN_ROLE = "emboux_admin"
-FALLBACK_OS_USER = "emboux-pg"
+SERVER_OS_USER = "emboux-pg"
 MAX_SOCKET_PATH = 100  # sockaddr_un holds 107 bytes, the name adds 16
 
 
@@ -40,16 +40,15 @@ def _os_user():
     """The non-root OS user that owns and runs the cluster."""
     if os.geteuid() != 0:
         return pwd.getpwuid(os.geteuid()).pw_name
-    for name in ("postgres", FALLBACK_OS_USER):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", FALLBACK_OS_USER], check=True
-    )
-    return FALLBACK_OS_USER
+    try:
+        pwd.getpwnam(SERVER_OS_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+            + [SERVER_OS_USER],
+            check=True,
+        )
+    return SERVER_OS_USER
 
 
 class Cluster:
@@ -106,6 +105,9 @@ class Cluster:
             os.chown(path, owner.pw_uid, owner.pw_gid)
         os.chmod(SOCKET_DIR, 0o700)
         if (DATA / "PG_VERSION").exists():
+            if DATA.stat().st_uid != owner.pw_uid and os.geteuid() == 0:
+                # a cluster made by an older set-up, or copied: hand it over
+                subprocess.run(["chown", "-R", self.os_user, str(PG_DIR)], check=True)
             return
         probe = self._as_owner(["initdb", "--version"], capture_output=True)
         if probe.returncode != 0:
@@ -146,7 +148,7 @@ class Cluster:
 
     def is_running(self):
         result = self._as_owner(
-            ["pg_ctl", "-D", str(DATA), "status"], stdout=subprocess.DEVNULL
+            ["pg_ctl", "-D", str(DATA), "status"], capture_output=True
         )
         return result.returncode == 0
 
