@@ -16,6 +16,26 @@
     "external_dependencies": {"python": ["requests", "dnspython", "passlib"]},
     "data": [
         "security/emboux_mail_security.xml",
+        "security/ir.model.access.csv",
+        "views/emboux_mail_secret_show_views.xml",
+        "views/emboux_mail_plan_views.xml",
+        "views/emboux_mail_api_key_views.xml",
+        "views/emboux_mail_domain_views.xml",
+        "views/emboux_mail_mailbox_views.xml",
+        "views/emboux_mail_alias_views.xml",
+        "views/res_partner_views.xml",
+        "views/res_config_settings_views.xml",
+        "wizards/emboux_mail_domain_transfer_views.xml",
+        "wizards/emboux_mail_mailbox_password_views.xml",
+        "wizards/emboux_mail_api_key_create_views.xml",
         "views/emboux_mail_menus.xml",
     ],
+    "demo": [
+        "demo/emboux_mail_demo.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "emboux_mail/static/tests/tours/*.js",
+        ],
+    },
 }

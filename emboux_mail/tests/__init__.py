@@ -1,1 +1,6 @@
 from . import test_install
+from . import test_domain
+from . import test_mailbox
+from . import test_alias
+from . import test_api_key
+from . import test_wizards

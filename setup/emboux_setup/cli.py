@@ -84,18 +84,20 @@ def cmd_run(args):
         signal.signal(signal.SIGINT, forward)
         url = f"http://127.0.0.1:{port}"
         if wait_http(f"{url}/web/login", process):
-            print(banner(url, db), flush=True)
+            print(banner(url, db, odoo.demo_api_key(db)), flush=True)
         return process.wait()
     finally:
         odoo.cluster.stop()
 
 
-def banner(url, db):
+def banner(url, db, demo_key=None):
     lines = [
         "",
         f"EmBoux Mail is running at {url}/odoo (database {db})",
         "  Operator login: admin / password: admin",
     ]
+    if demo_key:
+        lines.append(f"  Demo customer API token ({demo_key[0]}): {demo_key[1]}")
     if os.environ.get("EMBOUX_API_KEY"):
         lines.append("  REST API master token: the value of EMBOUX_API_KEY")
     lines.append("  Press Ctrl-C to stop.")

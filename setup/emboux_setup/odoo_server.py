@@ -3,6 +3,7 @@
 import hashlib
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 from .paths import ADDONS, LOG_DIR, REPO, VAR, SetupError
 
@@ -85,6 +86,26 @@ class Odoo:
             args = ["-d", db, "-u", modules, "--stop-after-init"]
             self.run_logged(args, f"{db}-upgrade.log", f"upgrading {db}")
         digest_file.write_text(digest)
+
+    def demo_api_key(self, db):
+        """(customer, token) of the demo customer key when ``db`` has demo
+        data. The token is read from the demo file: the database only holds
+        its hash."""
+        xmlid = "api_key_northwind_demo"
+        query = (
+            "SELECT 1 FROM ir_model_data "
+            f"WHERE module = 'emboux_mail' AND name = '{xmlid}'"
+        )
+        if self.cluster.psql(query, dbname=db, check=False) != "1":
+            return None
+        root = ET.parse(REPO / "emboux_mail" / "demo" / "emboux_mail_demo.xml")
+        record = root.find(f".//record[@id='{xmlid}']")
+        partner_xmlid = record.find("field[@name='partner_id']").get("ref")
+        partner = root.find(f".//record[@id='{partner_xmlid}']")
+        return (
+            partner.find("field[@name='name']").text,
+            record.find("field[@name='token']").text,
+        )
 
 
 def addons_digest():

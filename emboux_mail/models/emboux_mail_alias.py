@@ -1,0 +1,121 @@
+from odoo import api, fields, models
+
+from ..exceptions import EmbouxQuotaError, EmbouxValidationError
+
+
+class EmbouxMailAlias(models.Model):
+    """An alias: an address, or ``@domain`` for a catch-all, forwarded to a
+    destination address (inside or outside the hosted domains)."""
+
+    _name = "emboux.mail.alias"
+    _description = "Mail Alias"
+    _inherit = ["emboux.mail.mixin"]
+    _order = "create_date desc, id desc"
+    _rec_name = "source"
+
+    source = fields.Char(
+        required=True, help="An address, or @domain.tld to catch every address."
+    )
+    destination = fields.Char(required=True)
+    domain_id = fields.Many2one(
+        "emboux.mail.domain",
+        string="Domain",
+        required=True,
+        index=True,
+        ondelete="cascade",
+    )
+    partner_id = fields.Many2one(
+        related="domain_id.partner_id", store=True, index=True, string="Customer"
+    )
+    company_id = fields.Many2one(related="domain_id.company_id", store=True)
+    is_catch_all = fields.Boolean(
+        string="Catch-all", compute="_compute_is_catch_all", store=True
+    )
+
+    _sql_constraints = [
+        ("source_uniq", "unique(source)", "An alias with this source already exists."),
+    ]
+
+    @api.depends("source")
+    def _compute_is_catch_all(self):
+        for alias in self:
+            alias.is_catch_all = bool(alias.source) and alias.source.startswith("@")
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        Mailbox = self.env["emboux.mail.mailbox"]
+        for vals in vals_list:
+            source = vals.get("source")
+            vals["source"] = self._emboux_normalize(
+                "alias_source", source, self.env._("Source")
+            )
+            vals["destination"] = self._emboux_normalize(
+                "email", vals.get("destination"), self.env._("Destination")
+            )
+            # an alias lives in the domain its source names, like a mailbox
+            domain = Mailbox._emboux_domain_for(vals["source"], vals.get("domain_id"))
+            vals["domain_id"] = domain.id
+        self._emboux_check_unique("source", [vals["source"] for vals in vals_list])
+        domains = self.env["emboux.mail.domain"].browse(
+            [vals["domain_id"] for vals in vals_list]
+        )
+        self._emboux_lock_tenants(domains.partner_id)
+        self._emboux_lock_domains(domains.filtered(lambda d: not d.partner_id))
+        for vals in vals_list:
+            self._emboux_check_alias_quota(
+                self.env["emboux.mail.domain"].browse(vals["domain_id"]),
+                vals["destination"],
+                [v["destination"] for v in vals_list].count(vals["destination"]),
+            )
+        duplicate = self._emboux_duplicate_error(vals_list[0]["source"])
+        return self._emboux_insert(super().create, vals_list, duplicate)
+
+    def write(self, vals):
+        if "source" in vals:
+            vals["source"] = self._emboux_normalize(
+                "alias_source", vals["source"], self.env._("Source")
+            )
+        if "destination" in vals:
+            vals["destination"] = self._emboux_normalize(
+                "email", vals["destination"], self.env._("Destination")
+            )
+        if any(alias.source != vals.get("source", alias.source) for alias in self):
+            raise EmbouxValidationError(
+                self.env._(
+                    "Source: the source of an alias cannot change; delete the alias "
+                    "and create a new one."
+                )
+            )
+        return super().write(vals)
+
+    def _emboux_duplicate_error(self, source):
+        return EmbouxValidationError(
+            self.env._("Source: an alias %(value)r already exists.", value=source),
+            detail="Alias source already exists",
+        )
+
+    @api.model
+    def _emboux_check_alias_quota(self, domain, destination, adding=1):
+        """At most ``aliases_per_mailbox`` aliases of one tenant (or of one
+        orphaned domain) may point at the same destination; catch-alls count
+        like any alias."""
+        allowed = domain.partner_id._emboux_limits()["aliases_per_mailbox"]
+        if not allowed:
+            return
+        scope = (
+            [("partner_id", "=", domain.partner_id.id)]
+            if domain.partner_id
+            else [("domain_id", "=", domain.id)]
+        )
+        used = self.sudo().search_count([*scope, ("destination", "=", destination)])
+        if used + adding > allowed:
+            raise EmbouxQuotaError(
+                self.env._(
+                    "Destination %(value)s: alias quota exceeded (%(used)s of "
+                    "%(allowed)s aliases already point at it).",
+                    value=destination,
+                    used=used,
+                    allowed=allowed,
+                ),
+                detail=f"Alias quota exceeded: {used}/{allowed}",
+            )

@@ -1,0 +1,218 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from ..exceptions import EmbouxForbidden, EmbouxValidationError
+from ..services import hashing
+
+QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+
+
+class EmbouxMailApiKey(models.Model):
+    """A tenant's Bearer token for the EmBoux API.
+
+    As Odoo core's ``res.users.apikeys``, the token is shown once and only a
+    passlib hash (column ``token_hash``, created in ``init`` so that it is not
+    an ORM field and can never be read through RPC) and a short lookup index
+    are stored. ``token`` is a write-only field: assigning it hashes it.
+    """
+
+    _name = "emboux.mail.api.key"
+    _description = "Mail Hosting API Key"
+    _order = "create_date desc, id desc"
+
+    name = fields.Char(required=True, default=lambda self: self.env._("API key"))
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        index=True,
+        ondelete="cascade",
+        domain=[("is_company", "=", True)],
+    )
+    partner_ref = fields.Char(related="partner_id.emboux_partner_ref")
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company
+    )
+    is_master = fields.Boolean(
+        string="Master Key",
+        help="Sees every tenant and may manage API keys, like the server's "
+        "EMBOUX_API_KEY.",
+    )
+    active = fields.Boolean(default=True)
+    expires_at = fields.Datetime(string="Expires On")
+    last_used_at = fields.Datetime(string="Last Used", readonly=True, copy=False)
+    plan_id = fields.Many2one(
+        "emboux.mail.plan",
+        compute="_compute_plan_id",
+        store=True,
+        readonly=False,
+    )
+    quota_override = fields.Boolean(
+        string="Own Quotas", help="Use the quotas below instead of the plan's."
+    )
+    domains_allowed = fields.Integer(
+        compute="_compute_quotas", store=True, readonly=False
+    )
+    mailboxes_per_domain = fields.Integer(
+        compute="_compute_quotas", store=True, readonly=False
+    )
+    aliases_per_mailbox = fields.Integer(
+        compute="_compute_quotas", store=True, readonly=False
+    )
+    domains_used = fields.Integer(related="partner_id.emboux_domain_count")
+    token_index = fields.Char(readonly=True, copy=False, index=True)
+    token = fields.Char(
+        compute="_compute_token",
+        inverse="_inverse_token",
+        copy=False,
+        help="Write-only: the token is hashed when set and never read back.",
+    )
+    upstream_token = fields.Char(
+        copy=False,
+        groups="base.group_system",
+        help="Connected mode only: the clear token, needed to address this key "
+        "on the upstream EmBoux API.",
+    )
+    state = fields.Selection(
+        [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")],
+        compute="_compute_state",
+    )
+
+    _sql_constraints = [
+        (
+            "tenant_or_master",
+            "CHECK(is_master OR partner_id IS NOT NULL)",
+            "An API key belongs to a customer unless it is a master key.",
+        ),
+        (
+            "quotas_positive",
+            "CHECK(domains_allowed >= 0 AND mailboxes_per_domain >= 0 "
+            "AND aliases_per_mailbox >= 0)",
+            "Quotas cannot be negative.",
+        ),
+    ]
+
+    def init(self):
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE %s ADD COLUMN IF NOT EXISTS token_hash varchar",
+                SQL.identifier(self._table),
+            )
+        )
+
+    @api.depends("partner_id.emboux_plan_id")
+    def _compute_plan_id(self):
+        for key in self:
+            key.plan_id = key.partner_id.emboux_plan_id
+
+    @api.depends(
+        "quota_override",
+        "plan_id.domains_allowed",
+        "plan_id.mailboxes_per_domain",
+        "plan_id.aliases_per_mailbox",
+    )
+    def _compute_quotas(self):
+        defaults = self.env["emboux.mail.plan"]._default_quotas()
+        for key in self.filtered(lambda k: not k.quota_override):
+            source = key.plan_id or defaults
+            for name in QUOTA_FIELDS:
+                key[name] = source[name]
+
+    def _compute_token(self):
+        self.token = False
+
+    def _inverse_token(self):
+        for key in self.filtered("token"):
+            key._emboux_set_token(key.token)
+
+    @api.depends("active", "expires_at")
+    def _compute_state(self):
+        now = fields.Datetime.now()
+        for key in self:
+            if not key.active:
+                key.state = "revoked"
+            elif key.expires_at and key.expires_at <= now:
+                key.state = "expired"
+            else:
+                key.state = "active"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("partner_id"):
+                tenant = self.env["res.partner"].browse(vals["partner_id"])
+                vals["partner_id"] = tenant._emboux_tenant().id
+            if any(name in vals for name in QUOTA_FIELDS):
+                vals.setdefault("quota_override", True)
+        return super().create(vals_list)
+
+    # -- tokens ----------------------------------------------------------------
+    def _emboux_set_token(self, token):
+        """Store ``token``'s hash; refuse a token another key already has."""
+        self.ensure_one()
+        if not isinstance(token, str) or len(token) < 16:
+            raise EmbouxValidationError(
+                self.env._("Token: a token needs at least 16 characters."),
+                status=422,
+            )
+        if self._emboux_find_by_token(token) - self:
+            raise EmbouxValidationError(
+                self.env._("Token: another API key already has this token."),
+                detail="API key already exists",
+            )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET token_hash = %s, token_index = %s WHERE id = %s",
+                SQL.identifier(self._table),
+                hashing.hash_token(token),
+                hashing.token_index(token),
+                self.id,
+            )
+        )
+        self.invalidate_recordset(["token_index", "token"])
+
+    @api.model
+    def _emboux_find_by_token(self, token):
+        """The key holding ``token``, active or not (sudo), or an empty set."""
+        if not isinstance(token, str) or not token:
+            return self.browse()
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, token_hash FROM %s WHERE token_index = %s",
+                SQL.identifier(self._table),
+                hashing.token_index(token),
+            )
+        )
+        for key_id, token_hash in self.env.cr.fetchall():
+            if hashing.verify_token(token, token_hash):
+                return self.sudo().with_context(active_test=False).browse(key_id)
+        return self.browse()
+
+    @api.model
+    def _emboux_check_token(self, token):
+        """The usable key for a Bearer ``token``, or an error whose
+        ``detail`` is the EmBoux API's text for that failure."""
+        key = self._emboux_find_by_token(token)
+        if not key:
+            raise EmbouxForbidden(self.env._("Invalid API key"), "Invalid API key")
+        if not key.active:
+            message = self.env._("API key is deactivated")
+            raise EmbouxForbidden(message, "API key is deactivated")
+        if key.expires_at and key.expires_at <= fields.Datetime.now():
+            raise EmbouxForbidden(
+                self.env._("API key has expired"), "API key has expired"
+            )
+        return key
+
+    @api.model
+    def _emboux_generate(self, vals):
+        """Create a key with a new random token; return (key, clear token)."""
+        token = hashing.generate_token()
+        key = self.create({**vals, "token": token})
+        return key, token
+
+    def action_revoke(self):
+        self.active = False
+
+    def action_restore(self):
+        self.active = True

@@ -1,0 +1,196 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from ..exceptions import (
+    EmbouxNotFound,
+    EmbouxQuotaError,
+    EmbouxUserError,
+    EmbouxValidationError,
+)
+from ..services import hashing, names
+
+
+class EmbouxMailMailbox(models.Model):
+    """A mailbox (``/users/`` in the EmBoux API).
+
+    The password is write-only: assigning ``password`` stores a Dovecot
+    ``{SHA512-CRYPT}`` hash in the column ``password_hash`` (created in
+    ``init``, not an ORM field, so no read returns it) when this database is
+    the mail backend; with an upstream API configured nothing is stored here,
+    the upstream keeps the hash.
+    """
+
+    _name = "emboux.mail.mailbox"
+    _description = "Mailbox"
+    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.mail.mixin"]
+    _order = "create_date desc, id desc"
+    _rec_name = "email"
+
+    email = fields.Char(required=True, tracking=True)
+    domain_id = fields.Many2one(
+        "emboux.mail.domain",
+        string="Domain",
+        required=True,
+        index=True,
+        ondelete="cascade",
+    )
+    partner_id = fields.Many2one(
+        related="domain_id.partner_id", store=True, index=True, string="Customer"
+    )
+    company_id = fields.Many2one(related="domain_id.company_id", store=True)
+    suspended = fields.Boolean(related="domain_id.suspended")
+    quota_mb = fields.Integer(string="Storage Quota (MB)", tracking=True)
+    password = fields.Char(
+        compute="_compute_password",
+        inverse="_inverse_password",
+        copy=False,
+        help="Write-only: hashed when set, never shown again.",
+    )
+
+    _sql_constraints = [
+        ("email_uniq", "unique(email)", "This mailbox already exists."),
+        ("quota_positive", "CHECK(quota_mb >= 0)", "A quota cannot be negative."),
+    ]
+
+    def init(self):
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE %s ADD COLUMN IF NOT EXISTS password_hash varchar",
+                SQL.identifier(self._table),
+            )
+        )
+
+    def _compute_password(self):
+        self.password = False
+
+    def _inverse_password(self):
+        for mailbox in self.filtered("password"):
+            mailbox._emboux_set_password(mailbox.password)
+
+    # -- CRUD ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        Domain = self.env["emboux.mail.domain"]
+        for vals in vals_list:
+            email = vals.get("email")
+            vals["email"] = self._emboux_normalize("email", email, self.env._("Email"))
+            domain = self._emboux_domain_for(vals["email"], vals.get("domain_id"))
+            vals["domain_id"] = domain.id
+            if "quota_mb" not in vals:
+                plan = domain.partner_id.emboux_plan_id
+                vals["quota_mb"] = (
+                    plan.quota_mb
+                    if plan
+                    else self.env["emboux.mail.plan"]._default_quotas()["quota_mb"]
+                )
+        self._emboux_check_unique("email", [vals["email"] for vals in vals_list])
+        domains = Domain.browse([vals["domain_id"] for vals in vals_list])
+        counts = self._emboux_lock_domains(domains)
+        for domain in domains:
+            self._emboux_check_mailbox_quota(
+                domain, counts[domain.id], domains.ids.count(domain.id)
+            )
+        duplicate = self._emboux_duplicate_error(vals_list[0]["email"])
+        mailboxes = self._emboux_insert(super().create, vals_list, duplicate)
+        self._emboux_lock_domains(domains)
+        return mailboxes
+
+    def write(self, vals):
+        for mailbox in self:
+            moved = vals.get("domain_id", mailbox.domain_id.id) != mailbox.domain_id.id
+            if moved or vals.get("email", mailbox.email) != mailbox.email:
+                raise EmbouxUserError(
+                    self.env._(
+                        "Mailbox: the address and the domain of a mailbox cannot "
+                        "change; create a new mailbox instead."
+                    )
+                )
+        return super().write(vals)
+
+    def unlink(self):
+        domains = self.domain_id
+        result = super().unlink()
+        self._emboux_lock_domains(domains.exists())
+        return result
+
+    # -- rules -----------------------------------------------------------------
+    @api.model
+    def _emboux_domain_for(self, email, domain_id=None):
+        """The domain an address lives in: the one given, which must match the
+        address, or the one named by the address."""
+        Domain = self.env["emboux.mail.domain"]
+        domain_name = names.domain_of(email)
+        if not domain_id:
+            domain = Domain.search([("name", "=", domain_name)], limit=1)
+            if not domain:
+                raise EmbouxNotFound(
+                    self.env._("Domain: %(value)r does not exist.", value=domain_name),
+                    detail="Domain not found",
+                )
+            return domain
+        domain = Domain.browse(domain_id)
+        if domain.name != domain_name:
+            raise EmbouxValidationError(
+                self.env._(
+                    "Email: %(value)r is not an address of the domain %(domain)s.",
+                    value=email,
+                    domain=domain.name,
+                ),
+                detail="Email does not belong to domain",
+            )
+        return domain
+
+    def _emboux_duplicate_error(self, email):
+        return EmbouxValidationError(
+            self.env._("Email: the mailbox %(value)r already exists.", value=email),
+            detail="Email already exists",
+        )
+
+    @api.model
+    def _emboux_check_mailbox_quota(self, domain, used, adding=1):
+        allowed = domain.partner_id._emboux_limits()["mailboxes_per_domain"]
+        if allowed and used + adding > allowed:
+            raise EmbouxQuotaError(
+                self.env._(
+                    "Domain %(domain)s: mailbox quota exceeded (%(used)s of "
+                    "%(allowed)s mailboxes used).",
+                    domain=domain.name,
+                    used=used,
+                    allowed=allowed,
+                ),
+                detail="Mailbox quota exceeded for this domain",
+            )
+
+    def _emboux_set_password(self, password):
+        """Hash and store ``password`` when this database is the backend."""
+        self.ensure_one()
+        if not isinstance(password, str) or not password.strip():
+            raise EmbouxValidationError(
+                self.env._("Password: a mailbox password cannot be empty."),
+                status=422,
+            )
+        stored = None
+        if not self._emboux_upstream_configured():
+            stored = hashing.hash_mailbox_password(password)
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET password_hash = %s WHERE id = %s",
+                SQL.identifier(self._table),
+                stored,
+                self.id,
+            )
+        )
+        self.invalidate_recordset(["password"])
+
+    def _emboux_check_password(self, password):
+        """True when ``password`` matches the stored hash (standalone mode)."""
+        self.ensure_one()
+        self.env.cr.execute(
+            SQL(
+                "SELECT password_hash FROM %s WHERE id = %s",
+                SQL.identifier(self._table),
+                self.id,
+            )
+        )
+        row = self.env.cr.fetchone()
+        return hashing.verify_mailbox_password(password, row and row[0])

@@ -1,0 +1,65 @@
+from odoo import api, fields, models
+
+DEFAULTS = {
+    "domains_allowed": 0,
+    "mailboxes_per_domain": 1,
+    "aliases_per_mailbox": 5,
+    "quota_mb": 1024,
+}
+
+
+class EmbouxMailPlan(models.Model):
+    """A hosting offer: the quotas a customer's API keys start from."""
+
+    _name = "emboux.mail.plan"
+    _description = "Mail Hosting Plan"
+    _order = "sequence, id"
+
+    name = fields.Char(required=True, translate=True)
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", help="Leave empty to offer the plan in every company."
+    )
+    domains_allowed = fields.Integer(
+        default=DEFAULTS["domains_allowed"],
+        help="How many domains a customer may own; 0 means unlimited.",
+    )
+    mailboxes_per_domain = fields.Integer(
+        default=DEFAULTS["mailboxes_per_domain"],
+        help="How many mailboxes each domain may hold; 0 means unlimited.",
+    )
+    aliases_per_mailbox = fields.Integer(
+        default=DEFAULTS["aliases_per_mailbox"],
+        help="How many aliases may point at one address; 0 means unlimited.",
+    )
+    quota_mb = fields.Integer(
+        string="Mailbox Storage (MB)",
+        default=DEFAULTS["quota_mb"],
+        help="Storage quota given to each new mailbox.",
+    )
+    partner_ids = fields.One2many("res.partner", "emboux_plan_id", string="Customers")
+    partner_count = fields.Integer(compute="_compute_partner_count")
+
+    _sql_constraints = [
+        (
+            "quotas_positive",
+            "CHECK(domains_allowed >= 0 AND mailboxes_per_domain >= 0 "
+            "AND aliases_per_mailbox >= 0 AND quota_mb >= 0)",
+            "Quotas cannot be negative.",
+        )
+    ]
+
+    @api.depends("partner_ids")
+    def _compute_partner_count(self):
+        for plan in self:
+            plan.partner_count = len(plan.partner_ids)
+
+    @api.model
+    def _default_quotas(self):
+        """The quotas set in Settings, for customers without plan or key."""
+        params = self.env["ir.config_parameter"].sudo()
+        return {
+            name: int(params.get_param(f"emboux_mail.default_{name}", default))
+            for name, default in DEFAULTS.items()
+        }

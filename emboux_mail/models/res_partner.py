@@ -1,0 +1,146 @@
+from odoo import api, fields, models
+
+from ..exceptions import EmbouxValidationError
+
+
+class ResPartner(models.Model):
+    """A commercial partner is a mail-hosting tenant once it has a
+    ``partner_ref``: the identifier the EmBoux API isolates and counts by."""
+
+    _inherit = "res.partner"
+
+    emboux_partner_ref = fields.Char(
+        string="Tenant Reference",
+        copy=False,
+        index="btree_not_null",
+        help="The tenant's identifier in the EmBoux API (partner_ref). "
+        "Set to partner_<id> when the customer gets its first domain or key.",
+    )
+    emboux_plan_id = fields.Many2one(
+        "emboux.mail.plan",
+        string="Mail Hosting Plan",
+        help="Default quotas for this customer's API keys and domains.",
+    )
+    emboux_domain_ids = fields.One2many(
+        "emboux.mail.domain", "partner_id", string="Mail Domains"
+    )
+    emboux_domain_count = fields.Integer(
+        string="Mail Domains Count",
+        readonly=True,
+        copy=False,
+        help="Number of domains the tenant owns, kept by the domain rules.",
+    )
+    emboux_mailbox_count = fields.Integer(
+        string="Mailboxes Count", compute="_compute_emboux_mailbox_count"
+    )
+    emboux_api_key_ids = fields.One2many(
+        "emboux.mail.api.key", "partner_id", string="Mail Hosting API Keys"
+    )
+
+    _sql_constraints = [
+        (
+            "emboux_partner_ref_uniq",
+            "unique(emboux_partner_ref)",
+            "Another customer already has this tenant reference.",
+        )
+    ]
+
+    def _compute_emboux_mailbox_count(self):
+        groups = self.env["emboux.mail.mailbox"]._read_group(
+            [("partner_id", "in", self.ids)], ["partner_id"], ["__count"]
+        )
+        counts = {partner.id: count for partner, count in groups}
+        for partner in self:
+            partner.emboux_mailbox_count = counts.get(partner.id, 0)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._emboux_check_partner_ref_free(vals.get("emboux_partner_ref"))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        ref = vals.get("emboux_partner_ref")
+        if ref and len(self) > 1:
+            raise EmbouxValidationError(
+                self.env._(
+                    "Tenant Reference: %(value)r cannot be given to several customers.",
+                    value=ref,
+                )
+            )
+        self._emboux_check_partner_ref_free(ref, self)
+        return super().write(vals)
+
+    @api.model
+    def _emboux_check_partner_ref_free(self, ref, partners=None):
+        """Refuse a tenant reference another customer holds, with a message
+        naming it (the unique index stays the guard against races)."""
+        if not ref:
+            return
+        domain = [("emboux_partner_ref", "=", ref)]
+        if partners:
+            domain.append(("id", "not in", partners.ids))
+        if self.sudo().with_context(active_test=False).search_count(domain, limit=1):
+            raise EmbouxValidationError(
+                self.env._(
+                    "Tenant Reference: %(value)r is already used by another customer.",
+                    value=ref,
+                )
+            )
+
+    def _emboux_tenant(self):
+        """The commercial partner that owns hosting, with its reference set."""
+        tenant = self.commercial_partner_id
+        if tenant and not tenant.emboux_partner_ref:
+            tenant.sudo().emboux_partner_ref = f"partner_{tenant.id}"
+        return tenant
+
+    def _emboux_active_keys(self):
+        now = fields.Datetime.now()
+        return (
+            self.env["emboux.mail.api.key"]
+            .sudo()
+            .search(
+                [
+                    ("partner_id", "=", self.id),
+                    ("active", "=", True),
+                    "|",
+                    ("expires_at", "=", False),
+                    ("expires_at", ">", now),
+                ]
+            )
+        )
+
+    def _emboux_limits(self):
+        """The tenant's quotas: those of its active keys (all keys of a tenant
+        share one pool, so the most generous applies), else its plan, else
+        the defaults in Settings. 0 means unlimited. A domain without owner
+        (an empty recordset) gets the defaults."""
+        quota_fields = (
+            "domains_allowed",
+            "mailboxes_per_domain",
+            "aliases_per_mailbox",
+        )
+        if not self:  # a domain without owner
+            return self.env["emboux.mail.plan"]._default_quotas()
+        self.ensure_one()
+        keys = self._emboux_active_keys()
+        if keys:
+            return {
+                name: 0 if 0 in keys.mapped(name) else max(keys.mapped(name))
+                for name in quota_fields
+            }
+        source = self.emboux_plan_id or self.env["emboux.mail.plan"]._default_quotas()
+        return {name: source[name] for name in quota_fields}
+
+    def action_view_emboux_domains(self):
+        return self._emboux_action("emboux_mail.emboux_mail_domain_action")
+
+    def action_view_emboux_mailboxes(self):
+        return self._emboux_action("emboux_mail.emboux_mail_mailbox_action")
+
+    def _emboux_action(self, xmlid):
+        action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
+        action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.ids)]
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
+        return action

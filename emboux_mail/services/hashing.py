@@ -1,0 +1,60 @@
+"""Hashing of API tokens and mailbox passwords (passlib).
+
+API tokens follow Odoo core's ``res.users.apikeys``: only a pbkdf2 hash and a
+short lookup index are stored. The index is derived from a SHA-256 of the
+token rather than its first characters, because tokens may be supplied by the
+caller (``POST /api-keys/``) and often share a prefix such as ``emb_``.
+
+Mailbox passwords are hashed in a scheme Dovecot reads as is
+(``{SHA512-CRYPT}$6$...``), so the mail server can check logins from the
+database without the clear password ever being stored.
+"""
+
+import hashlib
+import secrets
+
+from passlib.context import CryptContext
+from passlib.hash import sha512_crypt
+
+TOKEN_PREFIX = "emb_"
+INDEX_SIZE = 8
+# Tokens are long random strings: a dictionary attack is not the threat, so a
+# low round count keeps each API request cheap (as Odoo core does).
+TOKEN_CONTEXT = CryptContext(["pbkdf2_sha512"], pbkdf2_sha512__rounds=6000)
+DOVECOT_SCHEME = "{SHA512-CRYPT}"
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def generate_token():
+    """A new random API token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(30)
+
+
+def token_index(token):
+    """The short, non-secret lookup key stored beside a token's hash."""
+    return hashlib.sha256(token.encode()).hexdigest()[:INDEX_SIZE]
+
+
+def hash_token(token):
+    return TOKEN_CONTEXT.hash(token)
+
+
+def verify_token(token, token_hash):
+    """Constant-time check of ``token`` against a stored hash."""
+    return bool(token_hash) and TOKEN_CONTEXT.verify(token, token_hash)
+
+
+def hash_mailbox_password(password):
+    """A Dovecot-compatible ``{SHA512-CRYPT}`` hash."""
+    return DOVECOT_SCHEME + sha512_crypt.using(rounds=5000).hash(password)
+
+
+def verify_mailbox_password(password, stored):
+    if not stored or not stored.startswith(DOVECOT_SCHEME):
+        return False
+    return sha512_crypt.verify(password, stored[len(DOVECOT_SCHEME) :])
+
+
+def generate_password(length=16):
+    """A random password without look-alike characters."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))

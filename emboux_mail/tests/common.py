@@ -1,0 +1,77 @@
+import contextlib
+
+from odoo.tests import TransactionCase
+
+from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+
+
+class EmbouxMailCase(TransactionCase):
+    """A plan, a tenant with an active key, and helpers to build on them."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
+        cls.Domain = cls.env["emboux.mail.domain"]
+        cls.Mailbox = cls.env["emboux.mail.mailbox"]
+        cls.Alias = cls.env["emboux.mail.alias"]
+        cls.Key = cls.env["emboux.mail.api.key"]
+        cls.plan = cls.env["emboux.mail.plan"].create(
+            {
+                "name": "Test plan",
+                "domains_allowed": 3,
+                "mailboxes_per_domain": 2,
+                "aliases_per_mailbox": 2,
+                "quota_mb": 500,
+            }
+        )
+        cls.tenant = cls.make_tenant("Acme")
+        cls.key, cls.token = cls.Key._emboux_generate({"partner_id": cls.tenant.id})
+
+    @classmethod
+    def make_tenant(cls, name, plan=None):
+        return cls.env["res.partner"].create(
+            {"name": name, "is_company": True, "emboux_plan_id": (plan or cls.plan).id}
+        )
+
+    def make_domain(self, name="example.com", tenant=None):
+        return self.Domain.create(
+            {"name": name, "partner_id": (tenant or self.tenant).id}
+        )
+
+    @contextlib.contextmanager
+    def assertEmbouxError(self, error_class, detail, status):
+        """The rule raised ``error_class`` with the API's ``detail`` and
+        ``status``."""
+        with self.assertRaises(error_class) as raised:
+            yield raised
+        self.assertEqual(raised.exception.detail, detail)
+        self.assertEqual(raised.exception.status, status)
+
+    def assertNotStoredAnywhere(self, secret):
+        """No text column of any table holds ``secret`` in clear."""
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute(
+            """
+            SELECT c.table_name, array_agg(c.column_name::text)
+              FROM information_schema.columns c
+              JOIN information_schema.tables t
+                ON t.table_name = c.table_name AND t.table_schema = c.table_schema
+             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+               AND c.data_type IN ('character varying', 'text', 'jsonb')
+             GROUP BY c.table_name
+            """
+        )
+        found = []
+        for table, columns in cr.fetchall():
+            condition = " OR ".join(
+                f'"{column}"::text LIKE %(pattern)s' for column in columns
+            )
+            cr.execute(
+                f'SELECT 1 FROM "{table}" WHERE {condition} LIMIT 1',  # noqa: S608
+                {"pattern": f"%{secret}%"},
+            )
+            if cr.fetchone():
+                found.append(table)
+        self.assertFalse(found, f"{secret!r} is stored in clear in {found}")
