@@ -54,7 +54,7 @@ class TestWizards(EmbouxMailCase):
         self.assertEqual((key.name, key.partner_id), ("CI", self.tenant))
         self.assertNotStoredAnywhere(token)
         shown = Form(
-            self.env["emboux.mail.secret.show"].with_context(action["context"])
+            self.env["emboux.mail.secret.show"].with_context(**action["context"])
         )
         self.assertEqual(shown.secret, token)
 
