@@ -89,3 +89,10 @@ def run_server(cluster):
     for server in servers:
         server.stop()
         cluster.drop_database(server.db)
+
+
+@pytest.fixture(scope="session")
+def demo_server(run_server):
+    """One ``./setup/run`` server with the demo database, shared by tests
+    that do not change its demo records."""
+    return run_server("demo")
