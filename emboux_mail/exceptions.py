@@ -3,7 +3,9 @@
 Each carries, beside the translated message shown to Odoo users (which names
 the field and the value), the HTTP ``status`` and the exact English
 ``detail`` that the EmBoux REST API answers for the same refusal, so that the
-API and the UI share one rule and one exception.
+API and the UI share one rule and one exception. Their ``context`` names
+the core class they extend, so the web client shows them in its usual
+warning dialog rather than as an unexpected error.
 """
 
 from odoo.exceptions import UserError, ValidationError
@@ -16,6 +18,7 @@ class EmbouxValidationError(ValidationError):
         super().__init__(message)
         self.detail = detail or message
         self.status = status
+        self.context = {"exception_class": "odoo.exceptions.ValidationError"}
 
 
 class EmbouxQuotaError(EmbouxValidationError):
@@ -32,6 +35,7 @@ class EmbouxUserError(UserError):
         super().__init__(message)
         self.detail = detail or message
         self.status = status
+        self.context = {"exception_class": "odoo.exceptions.UserError"}
 
 
 class EmbouxNotFound(EmbouxUserError):

@@ -13,5 +13,9 @@
     "installable": True,
     "depends": ["emboux_mail"],
     "external_dependencies": {"python": ["requests", "dnspython", "passlib"]},
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "security/emboux_mail_api_security.xml",
+        "views/emboux_mail_api_usage_views.xml",
+    ],
 }

@@ -142,7 +142,15 @@ class EmbouxMailApiKey(models.Model):
                 tenant = self.env["res.partner"].browse(vals["partner_id"])
                 vals["partner_id"] = tenant._emboux_tenant().id
             if any(name in vals for name in QUOTA_FIELDS):
+                # quotas not given keep the plan's (or the defaults)
                 vals.setdefault("quota_override", True)
+                tenant = self.env["res.partner"].browse(vals.get("partner_id"))
+                source = (
+                    tenant.emboux_plan_id
+                    or self.env["emboux.mail.plan"]._default_quotas()
+                )
+                for name in QUOTA_FIELDS:
+                    vals.setdefault(name, source[name])
         return super().create(vals_list)
 
     # -- tokens ----------------------------------------------------------------

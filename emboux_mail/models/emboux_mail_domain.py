@@ -215,6 +215,34 @@ class EmbouxMailDomain(models.Model):
         self._emboux_lock_tenants(old_owner | new_owner)
         return old_owner
 
+    def _emboux_expected_dns(self):
+        """The records a customer must publish for this domain, from the
+        expectations set in Settings: ``[{record_type, name, expected}]``."""
+        self.ensure_one()
+        params = self.env["ir.config_parameter"].sudo()
+        mx_hosts = params.get_param("emboux_mail.dns_mx_hosts", "mx1.emboux.com")
+        spf = params.get_param("emboux_mail.dns_spf_include", "include:emboux.com")
+        selector = params.get_param("emboux_mail.dns_dkim_selector", "emboux")
+        records = [
+            {"record_type": "MX", "name": self.name, "expected": host.strip()}
+            for host in mx_hosts.split(",")
+            if host.strip()
+        ]
+        records += [
+            {"record_type": "TXT", "name": self.name, "expected": spf},
+            {
+                "record_type": "TXT",
+                "name": f"{selector}._domainkey.{self.name}",
+                "expected": "v=DKIM1",
+            },
+            {
+                "record_type": "TXT",
+                "name": f"_dmarc.{self.name}",
+                "expected": "v=DMARC1",
+            },
+        ]
+        return records
+
     def action_suspend(self):
         self.filtered(lambda d: not d.suspended).write({"suspended": True})
 

@@ -115,8 +115,9 @@ registry.category("web_tour.tours").add("emboux_mail_backend_tour", {
             run: "click",
         },
         {
-            content: "The quota refuses it",
-            trigger: ".modal .o_error_dialog:contains(mailbox quota exceeded)",
+            content: "The save is refused with the quota message, as a validation warning",
+            trigger:
+                ".modal:has(.modal-title:contains(Odoo Warning)) .o_error_dialog:not(:has(button.btn-link)) p.text-prewrap:contains(mailbox quota exceeded)",
         },
         {
             content: "Close the error",
@@ -129,8 +130,9 @@ registry.category("web_tour.tours").add("emboux_mail_backend_tour", {
             run: "click",
         },
         {
-            content: "Back on the first mailbox",
-            trigger: ".o_form_view .o_field_widget[name=email] span:contains(first@tour-example.com)",
+            content: "Back on the domain's mailboxes: only the first one exists",
+            trigger:
+                ".o_list_view:not(:has(.o_data_row:contains(second@tour-example.com))) .o_data_row:contains(first@tour-example.com)",
         },
     ],
 });

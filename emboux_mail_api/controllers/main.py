@@ -1,0 +1,524 @@
+"""The EmBoux REST API: thin routes over ``emboux.mail.api``.
+
+Each route is described once (``Route``): that description drives request
+validation, the role check and ``/openapi.json``. A handler receives the
+authenticated caller and the validated body, query and path values, calls
+one ``emboux.mail.api`` method and returns its data.
+"""
+
+import functools
+import logging
+import re
+
+from odoo import SUPERUSER_ID, http, release
+from odoo.exceptions import AccessDenied, AccessError, MissingError, UserError
+from odoo.http import request
+
+from odoo.addons.emboux_mail.services import names
+
+from ..services import openapi
+from ..services.openapi import Route
+from ..services.validation import Field, RequestInvalid, error, parse_json, validate
+from .responses import error_response, json_abort, json_response
+
+_logger = logging.getLogger(__name__)
+
+ROUTES = []
+PAGING = {"limit": Field("int", minimum=0), "offset": Field("int", minimum=0)}
+LIST_QUERY = {"domain_id": Field("int"), **PAGING}
+TOKEN = Field(
+    "str",
+    required=True,
+    pattern=r"[A-Za-z0-9._~+=-]{16,256}",
+    description="The key itself, chosen by the caller (16 to 256 URL-safe characters).",
+)
+QUOTAS = {
+    "domains_allowed": Field("int", minimum=0, description="0 = unlimited"),
+    "mailboxes_per_domain": Field("int", minimum=0),
+    "aliases_per_mailbox": Field("int", minimum=0),
+    "active": Field("bool"),
+    "expires_at": Field("datetime", nullable=True, description="null = never"),
+}
+TEXT = Field("str", required=True, min_length=1)
+SCHEMAS = {
+    "Domain": {"id": "int", "name": "str", "created_at": "str"},
+    "Mailbox": {"id": "int", "domain_id": "int", "email": "str", "created_at": "str"},
+    "Alias": {
+        "id": "int",
+        "domain_id": "int",
+        "source": "str",
+        "destination": "str",
+        "created_at": "str",
+    },
+    "ApiKey": {
+        "id": "int",
+        "token": "str",
+        "partner_ref": "str",
+        "domains_allowed": "int",
+        "domains_used": "int",
+        "mailboxes_per_domain": "int",
+        "aliases_per_mailbox": "int",
+        "active": "bool",
+        "expires_at": "str",
+        "created_at": "str",
+        "last_used_at": "str",
+    },
+    "Registration": {
+        "name": "str",
+        "verification_token": "str",
+        "dkim_tokens": "array",
+        "verified": "bool",
+        "dns_records": "array",
+        "provider": "str",
+    },
+    "Parent": {"name": "str", "parent_domain": "str", "is_wildcard": "bool"},
+    "Owner": {"name": "str", "partner_ref": "str", "previous_partner_ref": "str"},
+    "Suspension": {"name": "str", "suspended": "bool", "message": "str"},
+    "DnsCheck": {"name": "str", "all_ok": "bool", "records": "array"},
+    "Message": {"message": "str"},
+    "Quota": {"email": "str", "quota_mb": "int"},
+    "Usage": {
+        "token": "str",
+        "partner_ref": "str",
+        "since": "str",
+        "requests": "int",
+        "by_route": "object",
+        "domains_used": "int",
+        "last_used_at": "str",
+    },
+}
+# fields whose syntax the rules check, by name in the API's bodies
+NAME_KINDS = {
+    "name": names.normalize_domain,
+    "domain_name": names.normalize_domain,
+    "parent_domain": names.normalize_domain,
+    "email": names.normalize_email,
+    "destination": names.normalize_email,
+    "source": names.normalize_alias_source,
+}
+
+
+def _check_names(body):
+    """422 for a syntactically invalid domain or address, at its field."""
+    errors = []
+    for field, normalize in NAME_KINDS.items():
+        if body.get(field) is None:
+            continue
+        try:
+            normalize(body[field])
+        except names.InvalidName as exc:
+            rules = request.env["emboux.mail.domain"]
+            message = "Value error, " + rules._emboux_invalid_name_message(exc, field)
+            errors.append(error("body", field, message, "value_error", body[field]))
+    if errors:
+        raise RequestInvalid(errors)
+
+
+def _record_use(caller, route, status):
+    """Count the request for its key once the transaction has ended."""
+    if not caller or not caller.key:
+        return
+    registry = request.env.registry
+    record = functools.partial(
+        request.env["emboux.mail.api.key"]._emboux_record_use,
+        registry,
+        caller.key.id,
+        f"{route.method} {route.path}",
+        status,
+    )
+    request.env.cr.postcommit.add(record)
+    request.env.cr.postrollback.add(record)
+
+
+def _serve(route, handler, controller, path_values):
+    """Authenticate, validate, run ``handler``, and answer JSON; any refusal
+    is raised as a JSON error so that the request's writes are rolled back."""
+    request.update_env(user=SUPERUSER_ID)
+    api = request.env["emboux.mail.api"]
+    httprequest = request.httprequest
+    caller = None
+    try:
+        caller = api._api_authenticate(
+            httprequest.headers.get("Authorization"), master_required=route.master
+        )
+        body = {}
+        if route.body:
+            raw = httprequest.get_data(cache=True)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = "\x00"
+            body = validate(route.body, parse_json(text), "body")
+            _check_names(body)
+        query = validate(route.query, httprequest.args.to_dict(), "query")
+        result = handler(controller, api, caller, body=body, query=query, **path_values)
+    except RequestInvalid as exc:
+        _record_use(caller, route, 422)
+        raise json_abort(422, {"detail": exc.errors}) from exc
+    except (UserError, AccessError, AccessDenied) as exc:
+        status, detail = _error_status(exc)
+        _record_use(caller, route, status)
+        raise error_response(status, detail) from exc
+    _record_use(caller, route, route.status)
+    if route.status == 204:
+        return json_response(None, 204)
+    headers = {}
+    if route.response and route.response.startswith("["):
+        result, total = result
+        headers["X-Total-Count"] = str(total)
+    return json_response(result, route.status, headers)
+
+
+def _error_status(exc):
+    """The status and ``detail`` answered for an Odoo exception."""
+    if hasattr(exc, "status") and hasattr(exc, "detail"):
+        return exc.status, exc.detail
+    if isinstance(exc, AccessError | AccessDenied):
+        return 403, "Forbidden"
+    if isinstance(exc, MissingError):
+        return 404, "Not found"
+    return 400, str(exc)
+
+
+def api_route(route):
+    """Declare ``route``: an Odoo ``type="http"`` route that runs without a
+    session, with a read/write cursor unless it only reads."""
+    ROUTES.append(route)
+    odoo_path = re.sub(r"\{(\w+)\}", r"<string:\1>", route.path)
+
+    def decorator(handler):
+        @http.route(
+            odoo_path,
+            type="http",
+            auth="none",
+            methods=[route.method],
+            csrf=False,
+            save_session=False,
+            readonly=route.method == "GET",
+            emboux_api=True,
+        )
+        def endpoint(self, **kwargs):
+            values = {name: kwargs[name] for name in route.params}
+            return _serve(route, handler, self, values)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    return decorator
+
+
+class EmbouxApiController(http.Controller):
+    # -- domains ---------------------------------------------------------------
+    @api_route(
+        Route(
+            "POST",
+            "/domains/",
+            "Create a domain",
+            body={"name": TEXT, "partner_ref": Field("str", nullable=True)},
+            status=201,
+            response="Domain",
+            errors=(
+                (400, "Domain already exists"),
+                (403, "Domain quota exceeded: U/A"),
+            ),
+        )
+    )
+    def domain_create(self, api, caller, body, query):
+        return api._api_domain_create(caller, body["name"], body.get("partner_ref"))
+
+    @api_route(
+        Route("GET", "/domains/", "List domains", query=PAGING, response="[Domain]")
+    )
+    def domain_list(self, api, caller, body, query):
+        return api._api_domain_list(caller, query.get("limit"), query.get("offset"))
+
+    @api_route(
+        Route(
+            "DELETE",
+            "/domains/{domain_name}",
+            "Delete a domain with its mailboxes and aliases",
+            status=204,
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_delete(self, api, caller, body, query, domain_name):
+        api._api_domain_delete(caller, domain_name)
+
+    @api_route(
+        Route(
+            "POST",
+            "/domains/{domain_name}/register-subdomain",
+            "Register a subdomain of a verified wildcard domain with the provider",
+            response="Registration",
+            errors=((400, "Name is not a subdomain"), (404, "Domain not found")),
+        )
+    )
+    def domain_register_subdomain(self, api, caller, body, query, domain_name):
+        return api._api_register_subdomain(caller, domain_name)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/parent",
+            "Set a domain's parent and wildcard mode",
+            master=True,
+            body={
+                "parent_domain": Field("str", nullable=True),
+                "is_wildcard": Field("bool"),
+            },
+            response="Parent",
+            errors=((403, "Master token required"), (404, "Domain not found")),
+        )
+    )
+    def domain_parent(self, api, caller, body, query, domain_name):
+        return api._api_set_parent(caller, domain_name, body)
+
+    @api_route(
+        Route(
+            "GET",
+            "/domains/{domain_name}/dns-check",
+            "Check the domain's MX, SPF, DKIM and DMARC records",
+            response="DnsCheck",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_dns_check(self, api, caller, body, query, domain_name):
+        return api._api_dns_check(caller, domain_name)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/owner",
+            "Move a domain to another tenant, or orphan it",
+            master=True,
+            body={"partner_ref": Field("str", required=True, nullable=True)},
+            response="Owner",
+            errors=(
+                (400, "No active api_key for partner_ref=<value>"),
+                (403, "Master token required"),
+                (404, "Domain not found"),
+            ),
+        )
+    )
+    def domain_owner(self, api, caller, body, query, domain_name):
+        return api._api_set_owner(caller, domain_name, body["partner_ref"])
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/suspend",
+            "Suspend a domain: mail refused, logins refused, nothing deleted",
+            response="Suspension",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_suspend(self, api, caller, body, query, domain_name):
+        return api._api_set_suspended(caller, domain_name, True)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/activate",
+            "Activate a suspended domain",
+            response="Suspension",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_activate(self, api, caller, body, query, domain_name):
+        return api._api_set_suspended(caller, domain_name, False)
+
+    # -- mailboxes -------------------------------------------------------------
+    @api_route(
+        Route(
+            "POST",
+            "/users/",
+            "Create a mailbox",
+            body={"domain_name": TEXT, "email": TEXT, "password": TEXT},
+            status=201,
+            response="Mailbox",
+            errors=(
+                (400, "Email already exists"),
+                (400, "Email does not belong to domain"),
+                (403, "Mailbox quota exceeded for this domain"),
+                (404, "Domain not found"),
+            ),
+        )
+    )
+    def mailbox_create(self, api, caller, body, query):
+        return api._api_mailbox_create(
+            caller, body["domain_name"], body["email"], body["password"]
+        )
+
+    @api_route(
+        Route(
+            "GET", "/users/", "List mailboxes", query=LIST_QUERY, response="[Mailbox]"
+        )
+    )
+    def mailbox_list(self, api, caller, body, query):
+        return api._api_mailbox_list(
+            caller, query.get("domain_id"), query.get("limit"), query.get("offset")
+        )
+
+    @api_route(
+        Route(
+            "PUT",
+            "/users/{email}",
+            "Change a mailbox password",
+            body={"password": TEXT},
+            response="Message",
+            errors=((404, "Mailbox not found"),),
+        )
+    )
+    def mailbox_password(self, api, caller, body, query, email):
+        return api._api_mailbox_password(caller, email, body["password"])
+
+    @api_route(
+        Route(
+            "DELETE",
+            "/users/{email}",
+            "Delete a mailbox",
+            status=204,
+            errors=((404, "Mailbox not found"),),
+        )
+    )
+    def mailbox_delete(self, api, caller, body, query, email):
+        api._api_mailbox_delete(caller, email)
+
+    @api_route(
+        Route(
+            "GET",
+            "/users/{email}/quota",
+            "Read a mailbox's storage quota",
+            response="Quota",
+            errors=((404, "Mailbox not found"),),
+        )
+    )
+    def mailbox_quota(self, api, caller, body, query, email):
+        return api._api_mailbox_quota(caller, email)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/users/{email}/quota",
+            "Set a mailbox's storage quota",
+            body={"quota_mb": Field("int", required=True, minimum=0)},
+            response="Quota",
+            errors=((404, "Mailbox not found"),),
+        )
+    )
+    def mailbox_quota_set(self, api, caller, body, query, email):
+        return api._api_mailbox_quota(caller, email, body["quota_mb"])
+
+    # -- aliases ---------------------------------------------------------------
+    @api_route(
+        Route(
+            "POST",
+            "/aliases/",
+            "Create an alias (source @domain.tld for a catch-all)",
+            body={"domain_name": TEXT, "source": TEXT, "destination": TEXT},
+            status=201,
+            response="Alias",
+            errors=(
+                (400, "Alias source already exists"),
+                (403, "Alias quota exceeded: U/A"),
+                (404, "Domain not found"),
+            ),
+        )
+    )
+    def alias_create(self, api, caller, body, query):
+        return api._api_alias_create(
+            caller, body["domain_name"], body["source"], body["destination"]
+        )
+
+    @api_route(
+        Route("GET", "/aliases/", "List aliases", query=LIST_QUERY, response="[Alias]")
+    )
+    def alias_list(self, api, caller, body, query):
+        return api._api_alias_list(
+            caller, query.get("domain_id"), query.get("limit"), query.get("offset")
+        )
+
+    @api_route(
+        Route(
+            "DELETE",
+            "/aliases/{source}",
+            "Delete an alias",
+            status=204,
+            errors=((404, "Alias not found"),),
+        )
+    )
+    def alias_delete(self, api, caller, body, query, source):
+        api._api_alias_delete(caller, source)
+
+    # -- API keys --------------------------------------------------------------
+    @api_route(
+        Route(
+            "POST",
+            "/api-keys/",
+            "Create a tenant's API key",
+            master=True,
+            body={"token": TOKEN, "partner_ref": TEXT, **QUOTAS},
+            status=201,
+            response="ApiKey",
+            errors=((400, "API key already exists"), (403, "Master token required")),
+        )
+    )
+    def api_key_create(self, api, caller, body, query):
+        return api._api_key_create(body)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/api-keys/{token}",
+            "Update an API key's quotas, state or expiry",
+            master=True,
+            body=QUOTAS,
+            response="ApiKey",
+            errors=((403, "Master token required"), (404, "API key not found")),
+        )
+    )
+    def api_key_update(self, api, caller, body, query, token):
+        return api._api_key_update(token, body)
+
+    @api_route(
+        Route(
+            "DELETE",
+            "/api-keys/{token}",
+            "Delete an API key",
+            master=True,
+            status=204,
+            errors=((403, "Master token required"), (404, "API key not found")),
+        )
+    )
+    def api_key_delete(self, api, caller, body, query, token):
+        api._api_key_delete(token)
+
+    @api_route(
+        Route(
+            "GET",
+            "/api-keys/{token}/usage",
+            "Requests made with an API key",
+            master=True,
+            query={"since": Field("datetime")},
+            response="Usage",
+            errors=((403, "Master token required"), (404, "API key not found")),
+        )
+    )
+    def api_key_usage(self, api, caller, body, query, token):
+        return api._api_key_usage(token, query.get("since"))
+
+    # -- description -----------------------------------------------------------
+    @http.route(
+        "/openapi.json",
+        type="http",
+        auth="none",
+        methods=["GET"],
+        csrf=False,
+        save_session=False,
+    )
+    def openapi_document(self):
+        document = openapi.build(
+            ROUTES, SCHEMAS, "EmBoux API (Odoo)", release.major_version
+        )
+        return json_response(document)

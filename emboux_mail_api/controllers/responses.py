@@ -1,0 +1,25 @@
+"""JSON responses of the REST API, and errors that roll the request back."""
+
+import json
+
+from werkzeug.exceptions import HTTPException
+
+from odoo.http import Response
+
+
+def json_response(data, status=200, headers=None):
+    body = "" if data is None else json.dumps(data, ensure_ascii=False)
+    response = Response(body, status=status, headers=headers or {})
+    if data is not None:
+        response.mimetype = "application/json"
+    return response
+
+
+def json_abort(status, data):
+    """An exception carrying a JSON response: raising it (rather than
+    returning an error) makes Odoo roll back what the request wrote."""
+    return HTTPException(response=json_response(data, status))
+
+
+def error_response(status, detail):
+    return json_abort(status, {"detail": detail})

@@ -1,0 +1,4 @@
+from . import emboux_mail_api
+from . import emboux_mail_api_key
+from . import emboux_mail_api_usage
+from . import ir_http

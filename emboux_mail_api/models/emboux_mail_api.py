@@ -1,0 +1,416 @@
+import hmac
+import os
+from dataclasses import dataclass
+
+from odoo import api, models
+
+from odoo.addons.emboux_mail.exceptions import (
+    EmbouxForbidden,
+    EmbouxNotFound,
+    EmbouxUserError,
+)
+from odoo.addons.emboux_mail.services import names
+
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S"
+MASTER_ENV = "EMBOUX_API_KEY"
+PASSWORD_CHANGED = "Contraseña actualizada correctamente"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the master (``key`` empty or a master key) or a tenant."""
+
+    key: models.BaseModel
+    is_master: bool
+
+    @property
+    def tenant(self):
+        return self.key.partner_id if not self.is_master else self.key.browse()
+
+
+def stamp(value):
+    """The API's timestamps: UTC, ISO 8601, seconds, no timezone suffix."""
+    return value.strftime(TIMESTAMP) if value else None
+
+
+class EmbouxMailApi(models.AbstractModel):
+    """The REST API's operations, one method per route, over the rules of
+    ``emboux_mail``. Controllers only parse, call one of these and serialise;
+    every refusal is an ``emboux_mail`` exception carrying status and detail.
+
+    Runs as superuser: tenant isolation is explicit here, and a resource of
+    another tenant answers exactly like a missing one.
+    """
+
+    _name = "emboux.mail.api"
+    _description = "EmBoux REST API"
+
+    # -- authentication --------------------------------------------------------
+    @api.model
+    def _api_authenticate(self, authorization, master_required=False):
+        scheme, _sep, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise EmbouxForbidden(
+                self.env._("Invalid authorization header format"),
+                "Invalid authorization header format",
+            )
+        Key = self.env["emboux.mail.api.key"]
+        master_token = os.environ.get(MASTER_ENV)
+        if master_token and hmac.compare_digest(token.encode(), master_token.encode()):
+            caller = Caller(Key.browse(), True)
+        else:
+            key = Key._emboux_check_token(token)
+            caller = Caller(key, key.is_master)
+        if master_required and not caller.is_master:
+            raise EmbouxForbidden(
+                self.env._("Master token required"), "Master token required"
+            )
+        return caller
+
+    # -- lookups (404 for what the caller may not see) --------------------------
+    def _api_scope(self, caller, domain):
+        if caller.is_master:
+            return domain
+        return [*domain, ("partner_id", "=", caller.tenant.id)]
+
+    @api.model
+    def _api_find(self, model, caller, domain, detail):
+        record = self.env[model].search(self._api_scope(caller, domain), limit=1)
+        if not record:
+            raise EmbouxNotFound(detail, detail)
+        return record
+
+    @api.model
+    def _api_domain(self, caller, name):
+        try:
+            name = names.normalize_domain(name)
+        except names.InvalidName:
+            name = None
+        return self._api_find(
+            "emboux.mail.domain", caller, [("name", "=", name)], "Domain not found"
+        )
+
+    @api.model
+    def _api_tenant(self, partner_ref, create=False):
+        """The tenant known as ``partner_ref``; created on demand when the
+        master names a tenant this database has not seen yet."""
+        Partner = self.env["res.partner"].with_context(active_test=False)
+        tenant = Partner.search([("emboux_partner_ref", "=", partner_ref)], limit=1)
+        if not tenant and create:
+            tenant = Partner.create(
+                {
+                    "name": partner_ref,
+                    "is_company": True,
+                    "emboux_partner_ref": partner_ref,
+                }
+            )
+        return tenant
+
+    @api.model
+    def _api_page(self, model, caller, domain, limit, offset):
+        records = self.env[model].search(
+            self._api_scope(caller, domain), limit=limit, offset=offset or 0
+        )
+        total = self.env[model].search_count(self._api_scope(caller, domain))
+        return records, total
+
+    # -- domains ---------------------------------------------------------------
+    @api.model
+    def _api_domain_dict(self, domain):
+        return {
+            "id": domain.id,
+            "name": domain.name,
+            "created_at": stamp(domain.create_date),
+        }
+
+    @api.model
+    def _api_domain_create(self, caller, name, partner_ref=None):
+        tenant = caller.tenant
+        if caller.is_master and partner_ref:
+            tenant = self._api_tenant(partner_ref, create=True)
+        domain = self.env["emboux.mail.domain"].create(
+            {"name": name, "partner_id": tenant.id}
+        )
+        return self._api_domain_dict(domain)
+
+    @api.model
+    def _api_domain_list(self, caller, limit=None, offset=None):
+        domains, total = self._api_page("emboux.mail.domain", caller, [], limit, offset)
+        return [self._api_domain_dict(domain) for domain in domains], total
+
+    @api.model
+    def _api_domain_delete(self, caller, name):
+        self._api_domain(caller, name).unlink()
+
+    @api.model
+    def _api_register_subdomain(self, caller, name):
+        domain = self._api_domain(caller, name)
+        if len(domain.name.split(".")) <= 2:
+            raise EmbouxUserError(
+                self.env._("%(name)s is not a subdomain.", name=domain.name),
+                detail="Name is not a subdomain",
+            )
+        parent = domain.parent_id or self.env[
+            "emboux.mail.domain"
+        ]._emboux_wildcard_parent(domain.name)
+        if not (parent.is_wildcard and parent.verified):
+            raise EmbouxUserError(
+                self.env._(
+                    "%(name)s has no verified wildcard parent.", name=domain.name
+                ),
+                detail="Parent domain is not a verified wildcard",
+            )
+        domain.write(
+            {
+                "parent_id": parent.id,
+                "verified": True,
+                "provider": parent.provider,
+                "verification_token": "",
+                "dkim_tokens": [],
+                "dns_records": [],
+            }
+        )
+        return self._api_registration_dict(domain)
+
+    @api.model
+    def _api_registration_dict(self, domain):
+        return {
+            "name": domain.name,
+            "verification_token": domain.verification_token or "",
+            "dkim_tokens": domain.dkim_tokens or [],
+            "verified": domain.verified,
+            "dns_records": domain.dns_records or [],
+            "provider": domain.provider or "",
+        }
+
+    @api.model
+    def _api_set_parent(self, caller, name, values):
+        domain = self._api_domain(caller, name)
+        vals = {}
+        if "is_wildcard" in values:
+            vals["is_wildcard"] = values["is_wildcard"]
+        if "parent_domain" in values:
+            vals["parent_id"] = (
+                self._api_find(
+                    "emboux.mail.domain",
+                    caller,
+                    [("name", "=", values["parent_domain"].strip().lower())],
+                    "Parent domain not found",
+                ).id
+                if values["parent_domain"]
+                else False
+            )
+        domain.write(vals)
+        return {
+            "name": domain.name,
+            "parent_domain": domain.parent_id.name or None,
+            "is_wildcard": domain.is_wildcard,
+        }
+
+    @api.model
+    def _api_dns_check(self, caller, name):
+        domain = self._api_domain(caller, name)
+        records = [
+            {**record, "status": "unknown"} for record in domain._emboux_expected_dns()
+        ]
+        return {"name": domain.name, "all_ok": False, "records": records}
+
+    @api.model
+    def _api_set_owner(self, caller, name, partner_ref):
+        domain = self._api_domain(caller, name)
+        previous = domain.partner_id.emboux_partner_ref or None
+        if partner_ref == previous:
+            return {
+                "name": domain.name,
+                "partner_ref": previous,
+                "previous_partner_ref": previous,
+            }
+        new_owner = (
+            self._api_tenant(partner_ref) if partner_ref else self.env["res.partner"]
+        )
+        if partner_ref and not new_owner:
+            raise EmbouxUserError(
+                self.env._("No active API key for %(ref)s.", ref=partner_ref),
+                detail=f"No active api_key for partner_ref={partner_ref}",
+            )
+        domain._emboux_transfer_owner(new_owner)
+        return {
+            "name": domain.name,
+            "partner_ref": partner_ref,
+            "previous_partner_ref": previous,
+        }
+
+    @api.model
+    def _api_set_suspended(self, caller, name, suspended):
+        domain = self._api_domain(caller, name)
+        if suspended:
+            domain.action_suspend()
+        else:
+            domain.action_activate()
+        message = "Domain suspended" if suspended else "Domain activated"
+        return {"name": domain.name, "suspended": domain.suspended, "message": message}
+
+    # -- mailboxes -------------------------------------------------------------
+    @api.model
+    def _api_mailbox_dict(self, mailbox):
+        return {
+            "id": mailbox.id,
+            "domain_id": mailbox.domain_id.id,
+            "email": mailbox.email,
+            "created_at": stamp(mailbox.create_date),
+        }
+
+    @api.model
+    def _api_mailbox(self, caller, email):
+        return self._api_find(
+            "emboux.mail.mailbox",
+            caller,
+            [("email", "=", (email or "").strip().lower())],
+            "Mailbox not found",
+        )
+
+    @api.model
+    def _api_mailbox_create(self, caller, domain_name, email, password):
+        domain = self._api_domain(caller, domain_name)
+        mailbox = self.env["emboux.mail.mailbox"].create(
+            {"email": email, "domain_id": domain.id, "password": password}
+        )
+        return self._api_mailbox_dict(mailbox)
+
+    @api.model
+    def _api_mailbox_list(self, caller, domain_id=None, limit=None, offset=None):
+        domain = [("domain_id", "=", domain_id)] if domain_id is not None else []
+        mailboxes, total = self._api_page(
+            "emboux.mail.mailbox", caller, domain, limit, offset
+        )
+        return [self._api_mailbox_dict(mailbox) for mailbox in mailboxes], total
+
+    @api.model
+    def _api_mailbox_password(self, caller, email, password):
+        self._api_mailbox(caller, email).password = password
+        return {"message": PASSWORD_CHANGED}
+
+    @api.model
+    def _api_mailbox_delete(self, caller, email):
+        self._api_mailbox(caller, email).unlink()
+
+    @api.model
+    def _api_mailbox_quota(self, caller, email, quota_mb=None):
+        mailbox = self._api_mailbox(caller, email)
+        if quota_mb is not None:
+            mailbox.quota_mb = quota_mb
+        return {"email": mailbox.email, "quota_mb": mailbox.quota_mb}
+
+    # -- aliases ---------------------------------------------------------------
+    @api.model
+    def _api_alias_dict(self, alias):
+        return {
+            "id": alias.id,
+            "domain_id": alias.domain_id.id,
+            "source": alias.source,
+            "destination": alias.destination,
+            "created_at": stamp(alias.create_date),
+        }
+
+    @api.model
+    def _api_alias_create(self, caller, domain_name, source, destination):
+        domain = self._api_domain(caller, domain_name)
+        alias = self.env["emboux.mail.alias"].create(
+            {"source": source, "destination": destination, "domain_id": domain.id}
+        )
+        return self._api_alias_dict(alias)
+
+    @api.model
+    def _api_alias_list(self, caller, domain_id=None, limit=None, offset=None):
+        domain = [("domain_id", "=", domain_id)] if domain_id is not None else []
+        aliases, total = self._api_page(
+            "emboux.mail.alias", caller, domain, limit, offset
+        )
+        return [self._api_alias_dict(alias) for alias in aliases], total
+
+    @api.model
+    def _api_alias_delete(self, caller, source):
+        self._api_find(
+            "emboux.mail.alias",
+            caller,
+            [("source", "=", (source or "").strip().lower())],
+            "Alias not found",
+        ).unlink()
+
+    # -- API keys (master only) --------------------------------------------------
+    @api.model
+    def _api_key_dict(self, key, token):
+        return {
+            "id": key.id,
+            "token": token,
+            "partner_ref": key.partner_id.emboux_partner_ref or None,
+            "domains_allowed": key.domains_allowed,
+            "domains_used": key.domains_used,
+            "mailboxes_per_domain": key.mailboxes_per_domain,
+            "aliases_per_mailbox": key.aliases_per_mailbox,
+            "active": key.active,
+            "expires_at": stamp(key.expires_at),
+            "created_at": stamp(key.create_date),
+            "last_used_at": stamp(key.last_used_at),
+        }
+
+    @api.model
+    def _api_key(self, token):
+        key = self.env["emboux.mail.api.key"]._emboux_find_by_token(token)
+        if not key:
+            raise EmbouxNotFound(self.env._("API key not found"), "API key not found")
+        return key
+
+    @api.model
+    def _api_key_create(self, values):
+        tenant = self._api_tenant(values["partner_ref"], create=True)
+        vals = {
+            "name": values["partner_ref"],
+            "partner_id": tenant.id,
+            "token": values["token"],
+            "active": values.get("active", True),
+            "expires_at": values.get("expires_at"),
+        }
+        quotas = {k: values[k] for k in self._api_quota_fields() if k in values}
+        if quotas:
+            vals.update(quotas, quota_override=True)
+        key = self.env["emboux.mail.api.key"].create(vals)
+        return self._api_key_dict(key, values["token"])
+
+    @api.model
+    def _api_quota_fields(self):
+        return ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+
+    @api.model
+    def _api_key_update(self, token, values):
+        key = self._api_key(token)
+        vals = {k: v for k, v in values.items() if k in ("active", "expires_at")}
+        quotas = {k: values[k] for k in self._api_quota_fields() if k in values}
+        if quotas:
+            key.quota_override = True
+            vals.update(quotas)
+        key.write(vals)
+        return self._api_key_dict(key, token)
+
+    @api.model
+    def _api_key_delete(self, token):
+        self._api_key(token).unlink()
+
+    @api.model
+    def _api_key_usage(self, token, since=None):
+        key = self._api_key(token)
+        Usage = self.env["emboux.mail.api.usage"]
+        domain = [("key_id", "=", key.id)]
+        if since:
+            domain.append(("used_at", ">=", since))
+        groups = Usage._read_group(domain, ["route"], ["__count"])
+        return {
+            "token": token,
+            "partner_ref": key.partner_id.emboux_partner_ref or None,
+            "since": stamp(since),
+            "requests": sum(count for _route, count in groups),
+            "by_route": {route: count for route, count in groups},
+            "domains_used": key.domains_used,
+            "last_used_at": stamp(key.last_used_at),
+        }
