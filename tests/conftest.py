@@ -6,6 +6,7 @@ started it); each server gets a database of its own, dropped afterwards.
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -93,6 +94,9 @@ def run_server(cluster):
 
 @pytest.fixture(scope="session")
 def demo_server(run_server):
-    """One ``./setup/run`` server with the demo database, shared by tests
-    that do not change its demo records."""
-    return run_server("demo")
+    """One ``./setup/run`` server with the demo database and a REST API
+    master token, shared by tests that leave its demo records alone."""
+    master_token = "emb_master_" + secrets.token_urlsafe(24)
+    server = run_server("demo", env={"EMBOUX_API_KEY": master_token})
+    server.master_token = master_token
+    return server
