@@ -29,6 +29,7 @@
         "wizards/emboux_mail_mailbox_password_views.xml",
         "wizards/emboux_mail_api_key_create_views.xml",
         "views/emboux_mail_menus.xml",
+        "data/ir_cron_data.xml",
     ],
     "demo": [
         "demo/emboux_mail_demo.xml",

@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import dns_zones
 import pytest
+from dns_server import KnotServer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "setup"))
@@ -90,6 +92,18 @@ def run_server(cluster):
     for server in servers:
         server.stop()
         cluster.drop_database(server.db)
+
+
+@pytest.fixture(scope="session")
+def dns_server(tmp_path_factory):
+    """Knot serving the DNS test zones on a loopback port."""
+    server = KnotServer(
+        tmp_path_factory.mktemp("knot"),
+        {dns_zones.ZONE: dns_zones.ZONE_RECORDS},
+        silent=("silent.example",),
+    )
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

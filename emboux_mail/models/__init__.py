@@ -3,6 +3,7 @@ from . import emboux_mail_plan
 from . import res_partner
 from . import emboux_mail_api_key
 from . import emboux_mail_domain
+from . import emboux_mail_dns_record
 from . import emboux_mail_mailbox
 from . import emboux_mail_alias
 from . import emboux_mail_secret_show

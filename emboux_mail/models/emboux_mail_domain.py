@@ -1,7 +1,12 @@
+import logging
+from datetime import timedelta
+
 from odoo import api, fields, models
 
 from ..exceptions import EmbouxQuotaError, EmbouxUserError, EmbouxValidationError
-from ..services import names
+from ..services import dns_checker, names
+
+_logger = logging.getLogger(__name__)
 
 DNS_STATES = [
     ("unchecked", "Not checked"),
@@ -64,9 +69,22 @@ class EmbouxMailDomain(models.Model):
         required=True,
         readonly=True,
         copy=False,
-        tracking=True,
+        index=True,
+        help="Changes are posted in the chatter by the DNS check itself.",
     )
-    dns_checked_at = fields.Datetime(string="DNS Checked On", readonly=True, copy=False)
+    dns_record_ids = fields.One2many(
+        "emboux.mail.dns.record", "domain_id", string="DNS Records", readonly=True
+    )
+    user_id = fields.Many2one(
+        "res.users",
+        string="Responsible",
+        default=lambda self: self.env.user,
+        tracking=True,
+        help="Gets an activity when the domain's DNS health degrades.",
+    )
+    dns_checked_at = fields.Datetime(
+        string="DNS Checked On", readonly=True, copy=False, index=True
+    )
     mailbox_ids = fields.One2many(
         "emboux.mail.mailbox", "domain_id", string="Mailboxes"
     )
@@ -215,33 +233,135 @@ class EmbouxMailDomain(models.Model):
         self._emboux_lock_tenants(old_owner | new_owner)
         return old_owner
 
-    def _emboux_expected_dns(self):
-        """The records a customer must publish for this domain, from the
-        expectations set in Settings: ``[{record_type, name, expected}]``."""
-        self.ensure_one()
+    # -- DNS health --------------------------------------------------------------
+    @api.model
+    def _emboux_dns_checker(self):
+        """A checker configured from Settings (expectations and resolver)."""
         params = self.env["ir.config_parameter"].sudo()
-        mx_hosts = params.get_param("emboux_mail.dns_mx_hosts", "mx1.emboux.com")
-        spf = params.get_param("emboux_mail.dns_spf_include", "include:emboux.com")
-        selector = params.get_param("emboux_mail.dns_dkim_selector", "emboux")
-        records = [
-            {"record_type": "MX", "name": self.name, "expected": host.strip()}
-            for host in mx_hosts.split(",")
-            if host.strip()
-        ]
-        records += [
-            {"record_type": "TXT", "name": self.name, "expected": spf},
+
+        def param(key, default):
+            return params.get_param(f"emboux_mail.dns_{key}") or default
+
+        expectations = dns_checker.Expectations(
+            mx_hosts=tuple(
+                param("mx_hosts", "mx1.emboux.com").replace(",", " ").split()
+            ),
+            spf_include=param("spf_include", "include:emboux.com"),
+            dkim_selector=param("dkim_selector", "emboux"),
+        )
+        settings = dns_checker.ResolverSettings(
+            nameservers=dns_checker.parse_nameservers(param("nameservers", "")),
+            port=int(param("port", 53)),
+            timeout=float(param("timeout", 2.0)),
+            lifetime=float(param("lifetime", 4.0)),
+        )
+        return dns_checker.DnsChecker(expectations, settings)
+
+    def _emboux_dkim_cnames(self):
+        """The provider's DKIM CNAMEs of this domain, when it has some."""
+        return (
             {
-                "record_type": "TXT",
-                "name": f"{selector}._domainkey.{self.name}",
-                "expected": "v=DKIM1",
-            },
-            {
-                "record_type": "TXT",
-                "name": f"_dmarc.{self.name}",
-                "expected": "v=DMARC1",
-            },
-        ]
-        return records
+                f"{token}._domainkey.{self.name}": target
+                for token, target in (self.dkim_tokens or {}).items()
+            }
+            if isinstance(self.dkim_tokens, dict)
+            else None
+        )
+
+    def _emboux_check_dns_now(self):
+        """Check the domain's DNS without storing anything (the API's
+        ``dns-check``)."""
+        self.ensure_one()
+        return self._emboux_dns_checker().check(self.name, self._emboux_dkim_cnames())
+
+    def _emboux_check_dns(self, workers=16):
+        """Check these domains (``workers`` at a time), store the records
+        and the health, and tell the responsible user when health changed."""
+        if not self:
+            return
+        checker = self._emboux_dns_checker()
+        cnames = {domain.name: domain._emboux_dkim_cnames() for domain in self}
+        results = checker.check_many(self.mapped("name"), workers, cnames)
+        now = fields.Datetime.now()
+        self.sudo().dns_record_ids.unlink()
+        lines = []
+        for domain, result in zip(self, results, strict=True):
+            lines += [
+                {
+                    "domain_id": domain.id,
+                    "sequence": index,
+                    "record_type": record.record_type,
+                    "kind": record.kind,
+                    "name": record.name,
+                    "expected": record.expected,
+                    "found": record.found,
+                    "status": record.status,
+                    "checked_at": now,
+                }
+                for index, record in enumerate(result.records)
+            ]
+            domain._emboux_set_dns_state(result.health, now)
+        self.env["emboux.mail.dns.record"].sudo().create(lines)
+        return results
+
+    def _emboux_set_dns_state(self, health, checked_at):
+        previous = self.dns_state
+        self.write({"dns_state": health, "dns_checked_at": checked_at})
+        if previous in (health, "unchecked"):
+            return
+        labels = dict(self._fields["dns_state"]._description_selection(self.env))
+        self.message_post(
+            body=self.env._(
+                "DNS health changed from %(old)s to %(new)s.",
+                old=labels[previous],
+                new=labels[health],
+            ),
+            subtype_xmlid="mail.mt_note",
+        )
+        if health in ("warning", "error") and self.user_id:
+            self.activity_schedule(
+                "mail.mail_activity_data_todo",
+                summary=self.env._(
+                    "DNS of %(name)s: %(state)s", name=self.name, state=labels[health]
+                ),
+                user_id=self.user_id.id,
+            )
+
+    def action_check_dns(self):
+        self._emboux_check_dns()
+        return True
+
+    @api.model
+    def _cron_check_dns(self):
+        """Check the domains whose last check is oldest (never checked
+        first), one batch per call: the scheduler commits after each call
+        and calls again while ``remaining`` is above zero, so a run is
+        bounded and the next one resumes where this one stopped."""
+        params = self.env["ir.config_parameter"].sudo()
+        batch = int(params.get_param("emboux_mail.dns_batch_size", 100))
+        due = self._emboux_dns_due_domain()
+        domains = self.search(
+            due, order="dns_checked_at asc nulls first, id", limit=batch
+        )
+        domains._emboux_check_dns()
+        remaining = self.search_count(due)
+        _logger.info("DNS check: %s domains checked, %s due", len(domains), remaining)
+        self.env["ir.cron"]._notify_progress(done=len(domains), remaining=remaining)
+
+    @api.model
+    def _emboux_dns_due_domain(self):
+        """Domains not checked within the scheduled action's interval."""
+        cron = self.env.ref(
+            "emboux_mail.ir_cron_emboux_mail_dns_check", raise_if_not_found=False
+        )
+        hours = {"minutes": 1 / 60, "hours": 1, "days": 24, "weeks": 168, "months": 720}
+        interval = (
+            cron.interval_number * hours.get(cron.interval_type, 1) if cron else 6
+        )
+        # a little slack, so that a domain checked just before the previous
+        # run is due again at this one
+        limit = fields.Datetime.now() - timedelta(hours=interval * 0.9)
+        return ["|", ("dns_checked_at", "=", False), ("dns_checked_at", "<", limit)]
 
     def action_suspend(self):
         self.filtered(lambda d: not d.suspended).write({"suspended": True})

@@ -1,4 +1,7 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services import dns_checker
 
 
 class ResConfigSettings(models.TransientModel):
@@ -36,3 +39,86 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="emboux_mail.default_quota_mb",
         default=1024,
     )
+    emboux_dns_nameservers = fields.Char(
+        string="DNS Nameservers",
+        config_parameter="emboux_mail.dns_nameservers",
+        help="IP addresses to ask, separated by commas; empty uses the "
+        "server's resolver.",
+    )
+    emboux_dns_port = fields.Integer(
+        string="DNS Port", config_parameter="emboux_mail.dns_port", default=53
+    )
+    emboux_dns_timeout = fields.Float(
+        string="DNS Timeout (s)",
+        config_parameter="emboux_mail.dns_timeout",
+        default=2.0,
+        help="How long to wait for one nameserver.",
+    )
+    emboux_dns_lifetime = fields.Float(
+        string="DNS Lifetime (s)",
+        config_parameter="emboux_mail.dns_lifetime",
+        default=4.0,
+        help="How long one lookup may take in all, retries included; past it "
+        "the record is reported Unknown, never Missing.",
+    )
+    emboux_dns_mx_hosts = fields.Char(
+        string="Expected MX Hosts",
+        config_parameter="emboux_mail.dns_mx_hosts",
+        default="mx1.emboux.com",
+    )
+    emboux_dns_spf_include = fields.Char(
+        string="Expected SPF Include",
+        config_parameter="emboux_mail.dns_spf_include",
+        default="include:emboux.com",
+    )
+    emboux_dns_dkim_selector = fields.Char(
+        string="DKIM Selector",
+        config_parameter="emboux_mail.dns_dkim_selector",
+        default="emboux",
+    )
+    emboux_dns_batch_size = fields.Integer(
+        string="Domains per Batch",
+        config_parameter="emboux_mail.dns_batch_size",
+        default=100,
+        help="The scheduled check commits after each batch.",
+    )
+    emboux_dns_interval_hours = fields.Integer(
+        string="Check Every (hours)",
+        compute="_compute_emboux_dns_interval_hours",
+        inverse="_inverse_emboux_dns_interval_hours",
+    )
+
+    def _emboux_dns_cron(self):
+        return self.env.ref(
+            "emboux_mail.ir_cron_emboux_mail_dns_check", raise_if_not_found=False
+        ).sudo()
+
+    def _compute_emboux_dns_interval_hours(self):
+        cron = self._emboux_dns_cron()
+        hours = cron.interval_number if cron and cron.interval_type == "hours" else 6
+        for settings in self:
+            settings.emboux_dns_interval_hours = hours
+
+    def _inverse_emboux_dns_interval_hours(self):
+        cron = self._emboux_dns_cron()
+        for settings in self:
+            if cron and settings.emboux_dns_interval_hours > 0:
+                cron.write(
+                    {
+                        "interval_number": settings.emboux_dns_interval_hours,
+                        "interval_type": "hours",
+                    }
+                )
+
+    @api.constrains("emboux_dns_nameservers")
+    def _check_emboux_dns_nameservers(self):
+        for settings in self:
+            try:
+                dns_checker.parse_nameservers(settings.emboux_dns_nameservers)
+            except ValueError as error:
+                raise ValidationError(
+                    self.env._(
+                        "DNS Nameservers: %(value)r is not an IP address.",
+                        value=str(error),
+                    )
+                ) from error

@@ -18,14 +18,15 @@ from .venv import ensure_venv
 
 DEMO_DB = "emboux_demo"
 DEFAULT_PORT = 8069
-BROWSER = {"chromium": "chromium"}
+# what the tests drive: the browser of the tours, the DNS server and its tools
+TEST_PACKAGES = {"chromium": "chromium", "knotd": "knot", "kdig": "knot-dnsutils"}
 
 
-def bootstrap(need_browser=False):
+def bootstrap(for_tests=False):
     """Find Odoo, fill the venv, start the cluster. Idempotent."""
     odoo_src = find_odoo()
-    if need_browser:
-        debian.ensure_packages(BROWSER)
+    if for_tests:
+        debian.ensure_packages(TEST_PACKAGES)
     python = ensure_venv(odoo_src)
     cluster = Cluster().start()
     return Odoo(odoo_src, python, cluster)
@@ -106,7 +107,7 @@ def banner(url, db, demo_key=None):
 
 def cmd_test(args):
     """Lint, the addons' Odoo tests and the top-level tests; one summary."""
-    odoo = bootstrap(need_browser=True)
+    odoo = bootstrap(for_tests=True)
     try:
         return testing.run_all(odoo, args, free_port)
     finally:
