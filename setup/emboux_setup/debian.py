@@ -12,7 +12,11 @@ _updated = False
 def ensure_packages(commands):
     """``commands`` maps an executable to the Debian package providing it."""
     global _updated
-    missing = sorted({pkg for exe, pkg in commands.items() if not shutil.which(exe)})
+    # daemons live in sbin, which a normal user's PATH may lack
+    path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+    missing = sorted(
+        {pkg for exe, pkg in commands.items() if not shutil.which(exe, path=path)}
+    )
     if not missing:
         return
     if os.geteuid() != 0:
