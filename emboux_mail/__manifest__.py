@@ -29,10 +29,13 @@
         "wizards/emboux_mail_mailbox_password_views.xml",
         "wizards/emboux_mail_api_key_create_views.xml",
         "views/emboux_mail_menus.xml",
+        "security/emboux_mail_portal_security.xml",
+        "views/portal_templates.xml",
         "data/ir_cron_data.xml",
     ],
     "demo": [
         "demo/emboux_mail_demo.xml",
+        "demo/emboux_mail_portal_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [
