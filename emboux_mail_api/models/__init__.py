@@ -2,3 +2,4 @@ from . import emboux_mail_api
 from . import emboux_mail_api_key
 from . import emboux_mail_api_usage
 from . import ir_http
+from . import emboux_mail_server

@@ -18,8 +18,18 @@ from .venv import ensure_venv
 
 DEMO_DB = "emboux_demo"
 DEFAULT_PORT = 8069
-# what the tests drive: the browser of the tours, the DNS server and its tools
-TEST_PACKAGES = {"chromium": "chromium", "knotd": "knot", "kdig": "knot-dnsutils"}
+# what the tests drive: the browser of the tours, a DNS server, a mail server
+TEST_PACKAGES = {
+    "chromium": "chromium",
+    "knotd": "knot",
+    "kdig": "knot-dnsutils",
+    "postfix": "postfix",
+    "/usr/lib/postfix/postfix-pgsql.so": "postfix-pgsql",
+    "dovecot": "dovecot-imapd",
+    "/usr/lib/dovecot/lmtp": "dovecot-lmtpd",
+    "/usr/lib/dovecot/modules/auth/libdriver_pgsql.so": "dovecot-pgsql",
+    "swaks": "swaks",
+}
 
 
 def bootstrap(for_tests=False):

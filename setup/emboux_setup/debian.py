@@ -9,14 +9,28 @@ from .paths import SetupError
 _updated = False
 
 
-def ensure_packages(commands):
-    """``commands`` maps an executable to the Debian package providing it."""
-    global _updated
-    # daemons live in sbin, which a normal user's PATH may lack
-    path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
-    missing = sorted(
-        {pkg for exe, pkg in commands.items() if not shutil.which(exe, path=path)}
+# answers to the questions package scripts would ask
+PRESEED = (
+    "postfix postfix/main_mailer_type select No configuration\n"
+    "postfix postfix/mailname string localhost\n"
+)
+
+
+def _present(name):
+    """An absolute path must exist; a command must be on PATH (or in sbin,
+    which a normal user's PATH may lack)."""
+    if name.startswith("/"):
+        return os.path.exists(name)
+    return bool(
+        shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
     )
+
+
+def ensure_packages(commands):
+    """``commands`` maps an executable (or a file's absolute path) to the
+    Debian package providing it."""
+    global _updated
+    missing = sorted({pkg for name, pkg in commands.items() if not _present(name)})
     if not missing:
         return
     if os.geteuid() != 0:
@@ -30,6 +44,7 @@ def ensure_packages(commands):
     if not _updated:
         subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)
         _updated = True
+    subprocess.run(["debconf-set-selections"], input=PRESEED.encode(), check=False)
     result = subprocess.run(
         ["apt-get", "install", "-y", "-qq", *missing],
         check=False,

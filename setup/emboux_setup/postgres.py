@@ -3,14 +3,17 @@
 PostgreSQL refuses to run as root, so when the commands are started as root
 the server runs as a dedicated system user, ``emboux-pg``, created on first
 use (not ``postgres``, which owns the machine's own clusters). It listens on
-a unix socket in ``var/pg/run`` only. Odoo connects with its own role
-``emboux``, which may create databases but is not a superuser.
+a unix socket in ``var/pg/run``, where Odoo connects with its own role
+``emboux`` (it may create databases but is not a superuser), and on a free
+loopback port (kept in ``var/pg/port``) where only roles with a password get
+in: the read-only role of the mail servers.
 """
 
 import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 
@@ -20,7 +23,7 @@ from .paths import LOG_DIR, VAR, SetupError
 PG_DIR = VAR / "pg"
 DATA = PG_DIR / "data"
 SOCKET_DIR = PG_DIR / "run"
-PORT = 5432
+PORT_FILE = PG_DIR / "port"
 ODOO_ROLE = "emboux"
 ADMIN_ROLE = "emboux_admin"
 SERVER_OS_USER = "emboux-pg"
@@ -78,7 +81,7 @@ class Cluster:
     def psql(self, sql, dbname="postgres", user=ADMIN_ROLE, check=True):
         """Run one SQL statement; return its unaligned output."""
         cmd = [os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t"]
-        cmd += ["-h", str(SOCKET_DIR), "-p", str(PORT), "-U", user, "-d", dbname]
+        cmd += ["-h", str(SOCKET_DIR), "-p", str(self.port), "-U", user, "-d", dbname]
         cmd += ["-v", "ON_ERROR_STOP=1", "-c", sql]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
@@ -88,7 +91,12 @@ class Cluster:
     @property
     def dsn_args(self):
         """The connection options odoo-bin needs."""
-        return {"db_host": str(SOCKET_DIR), "db_port": PORT, "db_user": ODOO_ROLE}
+        return {"db_host": str(SOCKET_DIR), "db_port": self.port, "db_user": ODOO_ROLE}
+
+    @property
+    def port(self):
+        """The cluster's port: its unix socket's name and its TCP port."""
+        return int(PORT_FILE.read_text()) if PORT_FILE.exists() else 5432
 
     # -- life cycle ------------------------------------------------------------
     def _initialise(self):
@@ -116,6 +124,7 @@ class Cluster:
                 f"read and execute rights on every parent directory."
             )
         print(f"Creating the PostgreSQL cluster in {DATA} ...", flush=True)
+        port = _free_port()
         result = self._as_owner(
             [
                 "initdb",
@@ -137,14 +146,15 @@ class Cluster:
         with (DATA / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# Written by setup/emboux_setup/postgres.py\n"
-                "listen_addresses = ''\n"
+                "listen_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{SOCKET_DIR}'\n"
-                f"port = {PORT}\n"
+                f"port = {port}\n"
                 "max_connections = 200\n"
                 "fsync = off\n"
                 "synchronous_commit = off\n"
                 "full_page_writes = off\n"
             )
+        PORT_FILE.write_text(str(port))
 
     def is_running(self):
         result = self._as_owner(
@@ -194,6 +204,12 @@ class Cluster:
 
     def drop_database(self, name):
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _quote(value):

@@ -1,0 +1,301 @@
+"""Postfix and Dovecot read Odoo's database: what the REST API creates is
+live at once, a suspended domain is refused and nothing is lost. Real mail,
+sent with smtplib and read back with imaplib."""
+
+import email.message
+import imaplib
+import secrets
+import smtplib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+import pytest
+from api_client import Api
+from mail_stack import MailStack
+
+
+@pytest.fixture(scope="module")
+def stack(demo_server, cluster):
+    mail = MailStack(cluster, demo_server.db, odoo_role="emboux")
+    yield mail
+    mail.stop()
+
+
+@pytest.fixture(scope="module")
+def tenant(demo_server):
+    master = Api(demo_server.url, demo_server.master_token)
+    token = "emb_mail_" + secrets.token_urlsafe(16)
+    body = {"token": token, "partner_ref": "mail_tenant", "mailboxes_per_domain": 0}
+    master.ok("POST", "/api-keys/", body, 201)
+    return Api(demo_server.url, token)
+
+
+def _message(sender, recipient, subject, size=0):
+    message = email.message.EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, subject
+    message["Message-ID"] = f"<{secrets.token_hex(8)}@emboux.test>"
+    message.set_content("Hello.\n" + "x" * size)
+    return message
+
+
+def send(stack, recipient, subject, size=0):
+    """Send one message; return the refused-recipient error or None."""
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=30) as smtp:
+        try:
+            smtp.send_message(_message("sender@outside.test", recipient, subject, size))
+        except smtplib.SMTPRecipientsRefused as refused:
+            return refused.recipients[recipient]
+    return None
+
+
+def imap_subjects(stack, user, password):
+    with imaplib.IMAP4("127.0.0.1", stack.imap_port) as imap:
+        imap.login(user, password)
+        imap.select("INBOX", readonly=True)
+        _status, data = imap.search(None, "ALL")
+        subjects = []
+        for number in data[0].split():
+            _status, parts = imap.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(parts[0][1].decode().split(":", 1)[1].strip())
+        return subjects
+
+
+def wait_for(stack, user, password, subject, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        subjects = imap_subjects(stack, user, password)
+        if subject in subjects:
+            return subjects
+        stack.flush()
+        time.sleep(0.5)
+    raise AssertionError(
+        f"{subject!r} never reached {user}:\n{stack.maillog()[-3000:]}"
+    )
+
+
+def test_delivery_aliases_and_catch_all(stack, tenant):
+    tenant.ok("POST", "/domains/", {"name": "live.example"}, 201)
+    tenant.ok("POST", "/domains/", {"name": "catch.example"}, 201)
+    for address in ("ann@live.example", "real@catch.example"):
+        body = {
+            "domain_name": address.split("@")[1],
+            "email": address,
+            "password": "pw-" + address,
+        }
+        tenant.ok("POST", "/users/", body, 201)
+    tenant.ok(
+        "POST",
+        "/aliases/",
+        {
+            "domain_name": "live.example",
+            "source": "info@live.example",
+            "destination": "ann@live.example",
+        },
+        201,
+    )
+    tenant.ok(
+        "POST",
+        "/aliases/",
+        {
+            "domain_name": "catch.example",
+            "source": "@catch.example",
+            "destination": "ann@live.example",
+        },
+        201,
+    )
+    assert send(stack, "ann@live.example", "direct") is None
+    assert send(stack, "info@live.example", "via alias") is None
+    assert send(stack, "anyone@catch.example", "via catch-all") is None
+    assert send(stack, "real@catch.example", "own mail") is None
+    for subject in ("direct", "via alias", "via catch-all"):
+        subjects = wait_for(stack, "ann@live.example", "pw-ann@live.example", subject)
+    assert sorted(subjects) == ["direct", "via alias", "via catch-all"]
+    # the real mailbox of the catch-all's domain keeps its own mail
+    own = wait_for(stack, "real@catch.example", "pw-real@catch.example", "own mail")
+    assert own == ["own mail"]
+    assert "own mail" not in imap_subjects(
+        stack, "ann@live.example", "pw-ann@live.example"
+    )
+
+
+def test_unknown_address_is_refused(stack, tenant):
+    code, text = send(stack, "nobody@live.example", "lost")
+    assert code == 550 and b"User unknown" in text
+    code, _text = send(stack, "someone@not-hosted.example", "relay")
+    assert code == 554
+
+
+def test_suspension_refuses_mail_and_login_and_keeps_data(stack, tenant):
+    user, password = "ann@live.example", "pw-ann@live.example"
+    before = imap_subjects(stack, user, password)
+    assert before
+    tenant.ok("PUT", "/domains/live.example/suspend")
+    code, text = send(stack, user, "while suspended")
+    assert (code, b"Domain suspended" in text) == (554, True)
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_subjects(stack, user, password)
+    tenant.ok("PUT", "/domains/live.example/activate")
+    assert send(stack, user, "after activation") is None
+    after = wait_for(stack, user, password, "after activation")
+    assert sorted(after) == sorted([*before, "after activation"])
+
+
+def test_password_change_is_live(stack, tenant):
+    user = "ann@live.example"
+    tenant.ok("PUT", f"/users/{user}", {"password": "brand-new-pass"})
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_subjects(stack, user, "pw-ann@live.example")
+    assert imap_subjects(stack, user, "brand-new-pass")
+
+
+def test_deleted_mailbox_is_refused(stack, tenant):
+    body = {
+        "domain_name": "live.example",
+        "email": "gone@live.example",
+        "password": "pw-gone",
+    }
+    tenant.ok("POST", "/users/", body, 201)
+    assert send(stack, "gone@live.example", "before delete") is None
+    wait_for(stack, "gone@live.example", "pw-gone", "before delete")
+    tenant.ok("DELETE", "/users/gone@live.example", status=204)
+    code, _text = send(stack, "gone@live.example", "after delete")
+    assert code == 550
+
+
+def test_full_mailbox_gets_a_temporary_failure(stack, tenant):
+    user = "full@live.example"
+    tenant.ok(
+        "POST",
+        "/users/",
+        {"domain_name": "live.example", "email": user, "password": "pw-full"},
+        201,
+    )
+    tenant.ok("PUT", f"/users/{user}/quota", {"quota_mb": 1})
+    # straight to Dovecot's LMTP, as Postfix delivers: 4xx, so senders retry
+    with smtplib.LMTP("127.0.0.1", stack.lmtp_port) as lmtp:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            lmtp.send_message(_message("a@outside.test", user, "too big", 1_500_000))
+    assert 400 <= refused.value.smtp_code < 500
+    # through Postfix: accepted, then deferred (kept in the queue), never bounced
+    assert send(stack, user, "too big via smtp", 1_500_000) is None
+    deadline = time.monotonic() + 30
+    while "status=deferred" not in stack.maillog() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    log = [line for line in stack.maillog().splitlines() if f"<{user}>" in line]
+    assert any("status=deferred" in line and " 4.2.2 " in line for line in log), log
+    assert not any("status=bounced" in line for line in log)
+
+
+def test_mail_role_reads_the_views_only(stack, demo_server, cluster):
+    connection = psycopg2.connect(
+        host="127.0.0.1",
+        port=cluster.port,
+        dbname=demo_server.db,
+        user=stack.settings.role,
+        password=stack.password,
+    )
+    connection.autocommit = True
+    with connection.cursor() as cr:
+        cr.execute("SELECT count(*) FROM emboux_mailserver.users")
+        assert cr.fetchone()[0] > 0
+        for table in ("emboux_mail_mailbox", "res_users", "emboux_mail_api_key"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cr.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
+        with pytest.raises(psycopg2.Error):
+            cr.execute("CREATE TABLE emboux_mailserver.x (id int)")
+    connection.close()
+
+
+def test_no_plaintext_password_anywhere(stack, demo_server, cluster):
+    secrets_sent = [
+        "pw-ann@live.example",
+        "brand-new-pass",
+        "pw-real@catch.example",
+        "pw-full",
+    ]
+    files = [p for p in stack.dir.rglob("*") if p.is_file() and "vmail" not in p.parts]
+    files.append(demo_server.log_path)
+    for path in files:
+        text = path.read_bytes()
+        for secret in secrets_sent:
+            assert secret.encode() not in text, f"{secret} in {path}"
+    dump = cluster.psql(
+        "SELECT string_agg(t::text, ' ') FROM emboux_mailserver.users t",
+        dbname=demo_server.db,
+    )
+    assert "{SHA512-CRYPT}" in dump
+    for secret in secrets_sent:
+        assert secret not in dump
+
+
+def test_load_without_loss(stack, tenant):
+    """500 messages to 50 mailboxes while another domain is suspended and
+    activated over and over: every accepted message arrives exactly once."""
+    tenant.ok("POST", "/domains/", {"name": "load.example"}, 201)
+    tenant.ok("POST", "/domains/", {"name": "flap.example"}, 201)
+    users = [f"u{index}@load.example" for index in range(50)]
+    for user in [*users, "f@flap.example"]:
+        domain = user.split("@")[1]
+        tenant.ok(
+            "POST",
+            "/users/",
+            {"domain_name": domain, "email": user, "password": "pw-" + user},
+            201,
+        )
+    stop = threading.Event()
+    flips = []
+
+    def flap():
+        while not stop.is_set() and len(flips) < 200:
+            state = "suspend" if len(flips) % 2 == 0 else "activate"
+            tenant.ok("PUT", f"/domains/flap.example/{state}")
+            flips.append(state)
+            time.sleep(0.05)
+        tenant.ok("PUT", "/domains/flap.example/activate")
+
+    expected = {user: [] for user in users}
+    flap_accepted, flap_refused = [], []
+
+    def send_batch(batch):
+        with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=60) as smtp:
+            for index in batch:
+                user = users[index % 50]
+                subject = f"load-{index}"
+                smtp.send_message(_message("load@outside.test", user, subject))
+                expected[user].append(subject)
+                flap_subject = f"flap-{index}"
+                try:
+                    smtp.send_message(
+                        _message("load@outside.test", "f@flap.example", flap_subject)
+                    )
+                    flap_accepted.append(flap_subject)
+                except smtplib.SMTPRecipientsRefused:
+                    flap_refused.append(flap_subject)
+
+    flapper = threading.Thread(target=flap)
+    flapper.start()
+    batches = [list(range(start, 500, 5)) for start in range(5)]
+    with ThreadPoolExecutor(5) as pool:
+        list(pool.map(send_batch, batches))
+    stop.set()
+    flapper.join(60)
+    deadline = time.monotonic() + 180
+    while not stack.queue_empty() and time.monotonic() < deadline:
+        stack.flush()
+        time.sleep(1)
+    assert stack.queue_empty(), stack.maillog()[-3000:]
+    delivered = 0
+    for user, subjects in expected.items():
+        got = imap_subjects(stack, user, "pw-" + user)
+        assert sorted(got) == sorted(subjects), user
+        delivered += len(got)
+    flap_got = imap_subjects(stack, "f@flap.example", "pw-f@flap.example")
+    assert sorted(flap_got) == sorted(flap_accepted)
+    print(
+        f"load: {delivered}/500 delivered exactly once to 50 mailboxes; "
+        f"flapping domain: {len(flips)} state changes, {len(flap_accepted)} accepted "
+        f"and delivered once, {len(flap_refused)} refused with 554"
+    )
+    assert delivered == 500
