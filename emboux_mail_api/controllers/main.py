@@ -158,6 +158,10 @@ def _serve(route, handler, controller, path_values):
     except (UserError, AccessError, AccessDenied) as exc:
         status, detail = _error_status(exc)
         _record_use(caller, route, status)
+        if status == 422:
+            # a value the rules refused: still FastAPI's list of errors
+            detail = [error("body", None, str(detail), "value_error")]
+            raise json_abort(422, {"detail": detail}) from exc
         raise error_response(status, detail) from exc
     _record_use(caller, route, route.status)
     if route.status == 204:
@@ -251,7 +255,11 @@ class EmbouxApiController(http.Controller):
             "/domains/{domain_name}/register-subdomain",
             "Register a subdomain of a verified wildcard domain with the provider",
             response="Registration",
-            errors=((400, "Name is not a subdomain"), (404, "Domain not found")),
+            errors=(
+                (400, "Name is not a subdomain"),
+                (400, "Parent domain is not a verified wildcard"),
+                (404, "Domain not found"),
+            ),
         )
     )
     def domain_register_subdomain(self, api, caller, body, query, domain_name):
@@ -268,7 +276,11 @@ class EmbouxApiController(http.Controller):
                 "is_wildcard": Field("bool"),
             },
             response="Parent",
-            errors=((403, "Master token required"), (404, "Domain not found")),
+            errors=(
+                (403, "Master token required"),
+                (404, "Domain not found"),
+                (404, "Parent domain not found"),
+            ),
         )
     )
     def domain_parent(self, api, caller, body, query, domain_name):
@@ -421,6 +433,7 @@ class EmbouxApiController(http.Controller):
             response="Alias",
             errors=(
                 (400, "Alias source already exists"),
+                (400, "Email does not belong to domain"),
                 (403, "Alias quota exceeded: U/A"),
                 (404, "Domain not found"),
             ),

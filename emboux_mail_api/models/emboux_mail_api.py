@@ -109,11 +109,15 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_page(self, model, caller, domain, limit, offset):
-        records = self.env[model].search(
-            self._api_scope(caller, domain), limit=limit, offset=offset or 0
+        Model = self.env[model]
+        scope = self._api_scope(caller, domain)
+        # limit=0 asks for no item; Odoo's search would read it as no limit
+        records = (
+            Model.search(scope, limit=limit, offset=offset or 0)
+            if limit != 0
+            else Model
         )
-        total = self.env[model].search_count(self._api_scope(caller, domain))
-        return records, total
+        return records, Model.search_count(scope)
 
     # -- domains ---------------------------------------------------------------
     @api.model
@@ -195,7 +199,7 @@ class EmbouxMailApi(models.AbstractModel):
                 self._api_find(
                     "emboux.mail.domain",
                     caller,
-                    [("name", "=", values["parent_domain"].strip().lower())],
+                    [("name", "=", names.normalize_domain(values["parent_domain"]))],
                     "Parent domain not found",
                 ).id
                 if values["parent_domain"]
@@ -211,10 +215,12 @@ class EmbouxMailApi(models.AbstractModel):
     @api.model
     def _api_dns_check(self, caller, name):
         domain = self._api_domain(caller, name)
-        records = [
-            {**record, "status": "unknown"} for record in domain._emboux_expected_dns()
-        ]
-        return {"name": domain.name, "all_ok": False, "records": records}
+        result = domain._emboux_check_dns_now()
+        return {
+            "name": domain.name,
+            "all_ok": result.all_ok,
+            "records": [record.as_api() for record in result.records],
+        }
 
     @api.model
     def _api_set_owner(self, caller, name, partner_ref):
@@ -262,12 +268,19 @@ class EmbouxMailApi(models.AbstractModel):
         }
 
     @api.model
+    def _api_stored_name(self, normalize, value):
+        """``value`` as the rules store it (punycode, lower-case), or None
+        when it is not a valid name: then nothing can match it."""
+        try:
+            return normalize(value)
+        except names.InvalidName:
+            return None
+
+    @api.model
     def _api_mailbox(self, caller, email):
+        email = self._api_stored_name(names.normalize_email, email)
         return self._api_find(
-            "emboux.mail.mailbox",
-            caller,
-            [("email", "=", (email or "").strip().lower())],
-            "Mailbox not found",
+            "emboux.mail.mailbox", caller, [("email", "=", email)], "Mailbox not found"
         )
 
     @api.model
@@ -331,11 +344,9 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_alias_delete(self, caller, source):
+        source = self._api_stored_name(names.normalize_alias_source, source)
         self._api_find(
-            "emboux.mail.alias",
-            caller,
-            [("source", "=", (source or "").strip().lower())],
-            "Alias not found",
+            "emboux.mail.alias", caller, [("source", "=", source)], "Alias not found"
         ).unlink()
 
     # -- API keys (master only) --------------------------------------------------

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 MISSING = object()
+# integers are stored in PostgreSQL ``integer`` columns
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ def error(location, field, message, kind, value=MISSING):
 
 
 def _check_string(value, spec, location, name):
+    if "\x00" in value:
+        # PostgreSQL cannot store it; not echoed, it may be a password
+        message = "Value error, a string cannot contain NUL characters"
+        return None, error(location, name, message, "value_error")
     if spec.min_length is not None and len(value) < spec.min_length:
         plural = "s" if spec.min_length > 1 else ""
         message = f"String should have at least {spec.min_length} character{plural}"
@@ -87,14 +93,18 @@ def _convert(kind, value, spec, location, name):
                 "int_parsing" if location == "query" else "int_type",
                 value,
             )
-        if spec.minimum is not None and value < spec.minimum:
+        minimum = INT_MIN if spec.minimum is None else max(spec.minimum, INT_MIN)
+        if value < minimum:
             return None, error(
                 location,
                 name,
-                f"Input should be greater than or equal to {spec.minimum}",
+                f"Input should be greater than or equal to {minimum}",
                 "greater_than_equal",
                 value,
             )
+        if value > INT_MAX:
+            message = f"Input should be less than or equal to {INT_MAX}"
+            return None, error(location, name, message, "less_than_equal", value)
         return value, None
     if kind == "datetime":
         if isinstance(value, str):
@@ -161,7 +171,7 @@ def parse_json(raw):
         raise RequestInvalid([error("body", None, "Field required", "missing")])
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestInvalid(
             [error("body", None, f"JSON decode error: {exc}", "json_invalid")]
         ) from exc
