@@ -114,6 +114,11 @@ class MailStack:
 
     def _start(self):
         _allow_postfix_config(self.postfix_dir)
+        # postfix chdirs into its queue first; its data directory is its own
+        (self.postfix_dir / "queue").mkdir(exist_ok=True)
+        (self.postfix_dir / "data").mkdir(exist_ok=True)
+        postfix_ids = pwd.getpwnam("postfix")
+        os.chown(self.postfix_dir / "data", postfix_ids.pw_uid, postfix_ids.pw_gid)
         postfix = ["postfix", "-c", str(self.postfix_dir)]
         subprocess.run(
             [*postfix, "post-install", "create-missing"],
