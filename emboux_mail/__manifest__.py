@@ -38,6 +38,9 @@
         "demo/emboux_mail_portal_demo.xml",
     ],
     "assets": {
+        "web.assets_frontend": [
+            "emboux_mail/static/src/js/emboux_mail_portal.js",
+        ],
         "web.assets_tests": [
             "emboux_mail/static/tests/tours/*.js",
         ],

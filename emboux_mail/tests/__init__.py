@@ -5,3 +5,4 @@ from . import test_alias
 from . import test_api_key
 from . import test_wizards
 from . import test_backend_tour
+from . import test_portal

@@ -17,6 +17,9 @@ from .postgres import Cluster
 from .venv import ensure_venv
 
 DEMO_DB = "emboux_demo"
+# the demo portal user of emboux_mail/demo/emboux_mail_portal_demo.xml
+PORTAL_DEMO_LOGIN = "portal.northwind@example.com"
+PORTAL_DEMO_PASSWORD = "portal"
 DEFAULT_PORT = 8069
 # what the tests drive: the browser of the tours, a DNS server, a mail server
 TEST_PACKAGES = {
@@ -109,6 +112,10 @@ def banner(url, db, demo_key=None):
     ]
     if demo_key:
         lines.append(f"  Demo customer API token ({demo_key[0]}): {demo_key[1]}")
+        lines.append(
+            f"  Customer portal login ({demo_key[0]}): {PORTAL_DEMO_LOGIN} "
+            f"/ password: {PORTAL_DEMO_PASSWORD}  ({url}/my/email)"
+        )
     if os.environ.get("EMBOUX_API_KEY"):
         lines.append("  REST API master token: the value of EMBOUX_API_KEY")
     lines.append("  Press Ctrl-C to stop.")

@@ -1,0 +1,594 @@
+"""The customer portal of mail hosting, at ``/my/email``.
+
+A tenant's portal users list their domains, open one to see its mailboxes,
+aliases, quota and the DNS records to publish, create and delete mailboxes
+and aliases, change mailbox passwords, and manage their API keys.
+
+Reads run in the portal user's own environment, so that the record rules of
+``emboux_mail_portal_security.xml`` decide what is visible, and every search
+adds the tenant's scope as well. A change is made only on a record found that
+way (anything else answers 404), with ``sudo()`` (portal users have no write
+access) and through the models' own methods, so that their rules (quotas,
+names, uniqueness) decide; a refusal is shown as the rule's message. New
+passwords and tokens are shown once, in the response to the form that made
+them: never in a URL, the session or the database.
+"""
+
+from werkzeug.exceptions import NotFound
+
+from odoo import http
+from odoo.exceptions import UserError, ValidationError
+from odoo.http import request
+
+from odoo.addons.portal.controllers.portal import CustomerPortal
+from odoo.addons.portal.controllers.portal import pager as portal_pager
+
+from ..services import dns_checker, hashing
+
+PASSWORD_MIN_LENGTH = 10
+NAME_MAX_LENGTH = 100
+DNS_STATE_BADGES = {
+    "ok": "text-bg-success",
+    "warning": "text-bg-warning",
+    "error": "text-bg-danger",
+    "unknown": "text-bg-secondary",
+    "unchecked": "text-bg-light border",
+}
+RECORD_STATUS_BADGES = {
+    "ok": "text-bg-success",
+    "missing": "text-bg-danger",
+    "incorrect": "text-bg-warning",
+    "unknown": "text-bg-secondary",
+    "unchecked": "text-bg-light border",
+}
+KEY_STATE_BADGES = {
+    "active": "text-bg-success",
+    "expired": "text-bg-secondary",
+    "revoked": "text-bg-danger",
+}
+# the value a customer types in its DNS zone for an expected record
+SPF_RECORD = "v=spf1 {} ~all"
+DMARC_RECORD = "v=DMARC1; p=none"
+
+
+class EmbouxMailPortal(CustomerPortal):
+    # -- home -----------------------------------------------------------------
+    def _prepare_home_portal_values(self, counters):
+        values = super()._prepare_home_portal_values(counters)
+        if "emboux_domain_count" in counters:
+            Domain = request.env["emboux.mail.domain"]
+            values["emboux_domain_count"] = (
+                Domain.search_count(self._emboux_scope())
+                if Domain.has_access("read")
+                else 0
+            )
+        if "emboux_api_key_count" in counters:
+            Key = request.env["emboux.mail.api.key"]
+            values["emboux_api_key_count"] = (
+                Key.search_count(self._emboux_key_scope())
+                if Key.has_access("read")
+                else 0
+            )
+        return values
+
+    # -- scope and lookups ----------------------------------------------------
+    def _emboux_tenant(self):
+        """The commercial partner whose hosting the user manages."""
+        return request.env.user.commercial_partner_id
+
+    def _emboux_scope(self):
+        return [("partner_id", "child_of", self._emboux_tenant().ids)]
+
+    def _emboux_key_scope(self):
+        return [*self._emboux_scope(), ("is_master", "=", False)]
+
+    def _emboux_domain(self, domain_id):
+        """The user's domain ``domain_id``; 404 for any other id."""
+        domain = request.env["emboux.mail.domain"].search(
+            [("id", "=", domain_id), *self._emboux_scope()], limit=1
+        )
+        if not domain:
+            raise NotFound()
+        return domain
+
+    def _emboux_child(self, model, record_id, domain):
+        """The mailbox or alias ``record_id`` of ``domain``; 404 otherwise."""
+        record = request.env[model].search(
+            [("id", "=", record_id), ("domain_id", "=", domain.id)], limit=1
+        )
+        if not record:
+            raise NotFound()
+        return record
+
+    def _emboux_key(self, key_id):
+        key = (
+            request.env["emboux.mail.api.key"]
+            .with_context(active_test=False)
+            .search([("id", "=", key_id), *self._emboux_key_scope()], limit=1)
+        )
+        if not key:
+            raise NotFound()
+        return key
+
+    # -- rules and errors -----------------------------------------------------
+    @staticmethod
+    def _emboux_attempt(action):
+        """Run ``action`` in a savepoint: ``(result, None)``, or ``(None,
+        (message, status))`` when a rule refused it (its changes undone)."""
+        try:
+            with request.env.cr.savepoint():
+                return action(), None
+        except (UserError, ValidationError) as error:
+            return None, (error.args[0], getattr(error, "status", 400))
+
+    @staticmethod
+    def _emboux_suspended_error(domain):
+        if not domain.suspended:
+            return None
+        message = request.env._(
+            "The domain %(domain)s is suspended: its mailboxes and aliases cannot "
+            "be changed. Please contact us to reactivate it.",
+            domain=domain.name,
+        )
+        return message, 403
+
+    @staticmethod
+    def _emboux_password_error(password, confirm, email):
+        """Why a typed password is refused, or None. The password is never
+        part of the message."""
+        env = request.env
+        if not password:
+            return env._("Type a password twice, or let us generate one."), 422
+        if password != confirm:
+            return env._("The two passwords are not the same."), 422
+        strong = (
+            len(password) >= PASSWORD_MIN_LENGTH
+            and any(char.isalpha() for char in password)
+            and any(char.isdigit() for char in password)
+        )
+        if not strong:
+            message = env._(
+                "The password is too weak: use at least %(length)s characters, "
+                "with letters and digits.",
+                length=PASSWORD_MIN_LENGTH,
+            )
+            return message, 422
+        local_part = email.partition("@")[0].lower()
+        if len(local_part) >= 3 and local_part in password.lower():
+            message = env._("The password must not contain the mailbox's name.")
+            return message, 422
+        return None
+
+    @staticmethod
+    def _emboux_password_secret(mailbox, password):
+        title = request.env._("The password of %(email)s", email=mailbox.email)
+        return {"title": title, "value": password}
+
+    def _emboux_new_password(self, post, email):
+        """``(password, generated, error)`` from a password form."""
+        if post.get("generate"):
+            return hashing.generate_password(), True, None
+        password = post.get("password") or ""
+        error = self._emboux_password_error(
+            password, post.get("password_confirm") or "", email
+        )
+        return password, False, error
+
+    @staticmethod
+    def _emboux_render(template, values, error=None, secret=None):
+        """Render a page with the refusal ``error`` (message, status) or the
+        ``secret`` shown once: such a page is never stored by a cache."""
+        values.update(emboux_error=error and error[0], emboux_secret=secret)
+        response = request.render(template, values, status=error[1] if error else 200)
+        if secret:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # -- domains --------------------------------------------------------------
+    @http.route(
+        ["/my/email", "/my/email/page/<int:page>"],
+        type="http",
+        auth="user",
+        methods=["GET"],
+        website=True,
+    )
+    def portal_my_email(self, page=1, **kw):
+        Domain = request.env["emboux.mail.domain"]
+        domain_filter = self._emboux_scope()
+        pager = portal_pager(
+            url="/my/email",
+            total=Domain.search_count(domain_filter),
+            page=page,
+            step=self._items_per_page,
+        )
+        domains = Domain.search(
+            domain_filter,
+            order="name",
+            limit=self._items_per_page,
+            offset=pager["offset"],
+        )
+        # every domain of a tenant shares its quotas: one look-up per tenant
+        limits = {
+            tenant.id: tenant._emboux_limits()["mailboxes_per_domain"]
+            for tenant in domains.partner_id.sudo()
+        }
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="emboux_email",
+            default_url="/my/email",
+            pager=pager,
+            emboux_domains=domains,
+            emboux_limits=limits,
+            emboux_dns_badges=DNS_STATE_BADGES,
+        )
+        return request.render("emboux_mail.portal_my_email_domains", values)
+
+    @http.route(
+        "/my/email/domain/<int:domain_id>",
+        type="http",
+        auth="user",
+        methods=["GET"],
+        website=True,
+    )
+    def portal_my_email_domain(self, domain_id, done=None, record=None, **kw):
+        domain = self._emboux_domain(domain_id)
+        return self._emboux_render_domain(domain, done=self._emboux_done(done, record))
+
+    def _emboux_render_domain(
+        self, domain, error=None, secret=None, done=None, form=None
+    ):
+        values = self._prepare_portal_layout_values()
+        mailboxes = request.env["emboux.mail.mailbox"].search(
+            [("domain_id", "=", domain.id)], order="email"
+        )
+        aliases = request.env["emboux.mail.alias"].search(
+            [("domain_id", "=", domain.id)], order="source"
+        )
+        used, limit = domain.mailbox_count, domain.sudo().mailbox_limit
+        values.update(
+            page_name="emboux_domain",
+            emboux_domain=domain,
+            emboux_mailboxes=mailboxes,
+            emboux_aliases=aliases,
+            emboux_used=used,
+            emboux_limit=limit,
+            emboux_full=bool(limit) and used >= limit,
+            emboux_percent=min(100, round(100 * used / limit)) if limit else 0,
+            emboux_dns_records=self._emboux_dns_rows(domain),
+            emboux_dns_badges=DNS_STATE_BADGES,
+            emboux_record_badges=RECORD_STATUS_BADGES,
+            emboux_password_min=PASSWORD_MIN_LENGTH,
+            emboux_done=done,
+            emboux_form=form or {},
+        )
+        return self._emboux_render(
+            "emboux_mail.portal_my_email_domain", values, error, secret
+        )
+
+    def _emboux_dns_rows(self, domain):
+        """The records to publish: those of the last check with their status,
+        else the expected ones, not checked yet."""
+        env = request.env
+        if domain.dns_record_ids:
+            labels = dict(
+                env["emboux.mail.dns.record"]
+                ._fields["status"]
+                ._description_selection(env)
+            )
+            records = [
+                (record, record.status, labels[record.status], record.found)
+                for record in domain.dns_record_ids
+            ]
+        else:
+            checker = domain.sudo()._emboux_dns_checker()
+            expected = dns_checker.expected_records(
+                domain.name, checker.expectations, domain._emboux_dkim_cnames()
+            )
+            label = env._("Not checked")
+            records = [(record, "unchecked", label, "") for record in expected]
+        return [
+            {
+                "type": record.record_type,
+                "kind": record.kind,
+                "name": record.name,
+                "value": self._emboux_publish_value(record),
+                "status": status,
+                "label": label,
+                "found": found,
+            }
+            for record, status, label, found in records
+        ]
+
+    @staticmethod
+    def _emboux_publish_value(record):
+        """What to type in the zone for an expected record; None for a DKIM
+        key, which the mail server generates."""
+        if record.kind == "SPF":
+            return SPF_RECORD.format(record.expected)
+        if record.kind == "DMARC":
+            return DMARC_RECORD
+        if record.kind == "DKIM" and record.record_type == "TXT":
+            return None
+        return record.expected
+
+    def _emboux_done(self, done, record_id):
+        """The message of a change that was just made (``?done=``)."""
+        env = request.env
+        record_id = int(record_id) if str(record_id or "").isdigit() else 0
+        scope = [("id", "=", record_id), *self._emboux_scope()]
+        if done in ("mailbox_created", "password_changed"):
+            mailbox = env["emboux.mail.mailbox"].search(scope)
+            if not mailbox:
+                return None
+            if done == "mailbox_created":
+                return env._("Mailbox %(email)s created.", email=mailbox.email)
+            return env._("The password of %(email)s was changed.", email=mailbox.email)
+        if done == "alias_created":
+            alias = env["emboux.mail.alias"].search(scope)
+            if not alias:
+                return None
+            return env._("Alias %(address)s created.", address=alias.source)
+        messages = {
+            "mailbox_deleted": env._("The mailbox was deleted."),
+            "alias_deleted": env._("The alias was deleted."),
+            "key_revoked": env._("The API key was revoked."),
+        }
+        return messages.get(done)
+
+    # -- mailboxes ------------------------------------------------------------
+    @http.route(
+        "/my/email/domain/<int:domain_id>/mailbox/new",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_mailbox_create(self, domain_id, **post):
+        domain = self._emboux_domain(domain_id)
+        local_part = (post.get("local_part") or "").strip()
+        if local_part.lower().endswith("@" + domain.name):
+            local_part = local_part[: -len(domain.name) - 1]
+        form = {"local_part": local_part}
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        email = f"{local_part}@{domain.name}"
+        password, generated, error = self._emboux_new_password(post, email)
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        Mailbox = request.env["emboux.mail.mailbox"].sudo()
+        mailbox, error = self._emboux_attempt(
+            lambda: Mailbox.create(
+                {"email": email, "domain_id": domain.id, "password": password}
+            )
+        )
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        if generated:
+            return self._emboux_render_domain(
+                domain,
+                secret=self._emboux_password_secret(mailbox, password),
+                done=request.env._("Mailbox %(email)s created.", email=mailbox.email),
+            )
+        return request.redirect(
+            f"/my/email/domain/{domain.id}?done=mailbox_created&record={mailbox.id}"
+        )
+
+    @http.route(
+        "/my/email/domain/<int:domain_id>/mailbox/<int:mailbox_id>/password",
+        type="http",
+        auth="user",
+        methods=["GET", "POST"],
+        website=True,
+    )
+    def portal_my_email_mailbox_password(self, domain_id, mailbox_id, **post):
+        domain = self._emboux_domain(domain_id)
+        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return self._emboux_render_domain(domain, error=error)
+        if request.httprequest.method != "POST":
+            return self._emboux_render_mailbox("password", domain, mailbox)
+        password, generated, error = self._emboux_new_password(post, mailbox.email)
+        if error:
+            return self._emboux_render_mailbox("password", domain, mailbox, error)
+        _dummy, error = self._emboux_attempt(
+            lambda: mailbox.sudo().write({"password": password})
+        )
+        if error:
+            return self._emboux_render_mailbox("password", domain, mailbox, error)
+        if generated:
+            return self._emboux_render_domain(
+                domain,
+                secret=self._emboux_password_secret(mailbox, password),
+                done=request.env._(
+                    "The password of %(email)s was changed.", email=mailbox.email
+                ),
+            )
+        return request.redirect(
+            f"/my/email/domain/{domain.id}?done=password_changed&record={mailbox.id}"
+        )
+
+    @http.route(
+        "/my/email/domain/<int:domain_id>/mailbox/<int:mailbox_id>/delete",
+        type="http",
+        auth="user",
+        methods=["GET", "POST"],
+        website=True,
+    )
+    def portal_my_email_mailbox_delete(self, domain_id, mailbox_id, **post):
+        domain = self._emboux_domain(domain_id)
+        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return self._emboux_render_domain(domain, error=error)
+        if request.httprequest.method != "POST":
+            return self._emboux_render_mailbox("delete", domain, mailbox)
+        _dummy, error = self._emboux_attempt(lambda: mailbox.sudo().unlink())
+        if error:
+            return self._emboux_render_mailbox("delete", domain, mailbox, error)
+        return request.redirect(f"/my/email/domain/{domain.id}?done=mailbox_deleted")
+
+    def _emboux_render_mailbox(self, action, domain, mailbox, error=None):
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name=f"emboux_mailbox_{action}",
+            emboux_domain=domain,
+            emboux_mailbox=mailbox,
+            emboux_password_min=PASSWORD_MIN_LENGTH,
+        )
+        template = f"emboux_mail.portal_my_email_mailbox_{action}"
+        return self._emboux_render(template, values, error)
+
+    # -- aliases --------------------------------------------------------------
+    @http.route(
+        "/my/email/domain/<int:domain_id>/alias/new",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_alias_create(self, domain_id, **post):
+        domain = self._emboux_domain(domain_id)
+        catch_all = bool(post.get("catch_all"))
+        local_part = "" if catch_all else (post.get("alias_local_part") or "").strip()
+        if local_part.lower().endswith("@" + domain.name):
+            local_part = local_part[: -len(domain.name) - 1]
+        destination = (post.get("destination") or "").strip()
+        form = {
+            "alias_local_part": local_part,
+            "catch_all": catch_all,
+            "destination": destination,
+        }
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        if not catch_all and not local_part:
+            error = (
+                request.env._(
+                    "Type the address of the alias, or tick Catch-all to receive "
+                    "the mail of every address of the domain."
+                ),
+                422,
+            )
+            return self._emboux_render_domain(domain, error=error, form=form)
+        Alias = request.env["emboux.mail.alias"].sudo()
+        alias, error = self._emboux_attempt(
+            lambda: Alias.create(
+                {
+                    "source": f"{local_part}@{domain.name}",
+                    "destination": destination,
+                    "domain_id": domain.id,
+                }
+            )
+        )
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        return request.redirect(
+            f"/my/email/domain/{domain.id}?done=alias_created&record={alias.id}"
+        )
+
+    @http.route(
+        "/my/email/domain/<int:domain_id>/alias/<int:alias_id>/delete",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_alias_delete(self, domain_id, alias_id, **post):
+        domain = self._emboux_domain(domain_id)
+        alias = self._emboux_child("emboux.mail.alias", alias_id, domain)
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return self._emboux_render_domain(domain, error=error)
+        _dummy, error = self._emboux_attempt(lambda: alias.sudo().unlink())
+        if error:
+            return self._emboux_render_domain(domain, error=error)
+        return request.redirect(f"/my/email/domain/{domain.id}?done=alias_deleted")
+
+    # -- API keys -------------------------------------------------------------
+    @http.route(
+        "/my/email/keys", type="http", auth="user", methods=["GET"], website=True
+    )
+    def portal_my_email_keys(self, done=None, **kw):
+        return self._emboux_render_keys(done=self._emboux_done(done, None))
+
+    def _emboux_render_keys(self, error=None, secret=None, done=None, form=None):
+        keys = (
+            request.env["emboux.mail.api.key"]
+            .with_context(active_test=False)
+            .search(self._emboux_key_scope())
+        )
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="emboux_keys",
+            emboux_keys=keys,
+            emboux_tenant=self._emboux_tenant(),
+            emboux_key_badges=KEY_STATE_BADGES,
+            emboux_done=done,
+            emboux_form=form or {},
+        )
+        return self._emboux_render(
+            "emboux_mail.portal_my_email_keys", values, error, secret
+        )
+
+    @http.route(
+        "/my/email/keys/new",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_key_create(self, **post):
+        env = request.env
+        tenant = self._emboux_tenant()
+        name = (post.get("name") or "").strip()
+        form = {"name": name}
+        if not tenant.emboux_partner_ref:
+            error = env._("Your account has no mail hosting: it cannot have API keys.")
+            return self._emboux_render_keys(error=(error, 403), form=form)
+        if not name or len(name) > NAME_MAX_LENGTH:
+            error = env._(
+                "Name the key (at most %(length)s characters), for instance after "
+                "the application that will use it.",
+                length=NAME_MAX_LENGTH,
+            )
+            return self._emboux_render_keys(error=(error, 422), form=form)
+        vals = {"name": name, "partner_id": tenant.id}
+        vals.update(self._emboux_key_quotas(tenant))
+        Key = env["emboux.mail.api.key"].sudo()
+        result, error = self._emboux_attempt(lambda: Key._emboux_generate(vals))
+        if error:
+            return self._emboux_render_keys(error=error, form=form)
+        key, token = result
+        return self._emboux_render_keys(
+            secret={
+                "title": env._("The token of the API key %(name)s", name=key.name),
+                "value": token,
+            },
+            done=env._("API key %(name)s created.", name=key.name),
+        )
+
+    @staticmethod
+    def _emboux_key_quotas(tenant):
+        """Quotas for a key the customer makes: when one of its active keys
+        has quotas of its own, the tenant's current limits, so that a new key
+        never loosens what the operator set; else none (the plan's apply)."""
+        active = tenant.sudo()._emboux_active_keys()
+        if not any(active.mapped("quota_override")):
+            return {}
+        return tenant.sudo()._emboux_limits()
+
+    @http.route(
+        "/my/email/keys/<int:key_id>/revoke",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_key_revoke(self, key_id, **post):
+        key = self._emboux_key(key_id)
+        _dummy, error = self._emboux_attempt(lambda: key.sudo().action_revoke())
+        if error:
+            return self._emboux_render_keys(error=error)
+        return request.redirect("/my/email/keys?done=key_revoked")

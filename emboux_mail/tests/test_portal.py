@@ -1,0 +1,755 @@
+"""The customer portal at /my/email: every route as the tenant's portal user,
+as another tenant's portal user and as an anonymous visitor, and a tour."""
+
+import logging
+
+from lxml import html
+
+from odoo import Command
+from odoo.http import Request
+from odoo.tests import HttpCase, tagged
+
+from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+
+from .common import EmbouxMailCase
+
+_logger = logging.getLogger(__name__)
+
+
+class EmbouxPortalCase(HttpCase):
+    """Two tenants, Acme and Globex, each with a portal user (a contact of
+    the company), a domain with a mailbox and an alias, and an API key."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
+        cls.Domain = cls.env["emboux.mail.domain"]
+        cls.Mailbox = cls.env["emboux.mail.mailbox"]
+        cls.Alias = cls.env["emboux.mail.alias"]
+        cls.Key = cls.env["emboux.mail.api.key"]
+        cls.plan = cls.env["emboux.mail.plan"].create(
+            {
+                "name": "Portal plan",
+                "domains_allowed": 5,
+                "mailboxes_per_domain": 3,
+                "aliases_per_mailbox": 2,
+                "quota_mb": 500,
+            }
+        )
+        cls.acme, cls.acme_user = cls.make_tenant_user("Acme", "acme_portal")
+        cls.globex, cls.globex_user = cls.make_tenant_user("Globex", "globex_portal")
+        cls.domain, cls.mailbox, cls.alias, cls.key = cls.make_hosting(
+            cls.acme, "acme.test"
+        )
+        cls.other_domain, cls.other_mailbox, cls.other_alias, cls.other_key = (
+            cls.make_hosting(cls.globex, "globex.test")
+        )
+
+    @classmethod
+    def make_tenant_user(cls, name, login, plan=None, tenant=True):
+        """A company (a tenant unless ``tenant`` is false) and a portal user
+        whose partner is a contact of it; the password is the login."""
+        company = cls.env["res.partner"].create(
+            {
+                "name": name,
+                "is_company": True,
+                "emboux_plan_id": (plan or cls.plan).id,
+                "emboux_partner_ref": f"partner_{login}" if tenant else False,
+            }
+        )
+        contact = cls.env["res.partner"].create(
+            {"name": f"{name} contact", "parent_id": company.id, "email": login}
+        )
+        user = (
+            cls.env["res.users"]
+            .with_context(no_reset_password=True)
+            .create(
+                {
+                    "login": login,
+                    "password": login,
+                    "partner_id": contact.id,
+                    "groups_id": [Command.set([cls.env.ref("base.group_portal").id])],
+                }
+            )
+        )
+        return company, user
+
+    @classmethod
+    def make_hosting(cls, tenant, name):
+        domain = cls.Domain.create({"name": name, "partner_id": tenant.id})
+        mailbox = cls.Mailbox.create(
+            {"email": f"info@{name}", "password": "Initial-Secret-1"}
+        )
+        alias = cls.Alias.create(
+            {"source": f"contact@{name}", "destination": f"info@{name}"}
+        )
+        key, _token = cls.Key._emboux_generate(
+            {"name": f"{tenant.name} shop", "partner_id": tenant.id}
+        )
+        return domain, mailbox, alias, key
+
+    # -- helpers --------------------------------------------------------------
+    def login(self, user):
+        self.authenticate(user.login, user.login)
+
+    def get(self, url):
+        return self.url_open(url, allow_redirects=False)
+
+    def post(self, url, data=None, csrf=True):
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", Request.csrf_token(self))
+        # a non-empty body, so that url_open posts
+        data.setdefault("submitted", "1")
+        return self.url_open(url, data=data, allow_redirects=False)
+
+    def follow(self, response):
+        """The page a 303 of the portal leads to."""
+        self.assertEqual(response.status_code, 303, response.text[:2000])
+        return self.url_open(response.headers["Location"], allow_redirects=False)
+
+    @staticmethod
+    def texts(response, css_class):
+        tree = html.fromstring(response.text)
+        return [
+            " ".join(node.text_content().split())
+            for node in tree.xpath(f"//*[contains(@class, '{css_class}')]")
+        ]
+
+    def secret_of(self, response):
+        tree = html.fromstring(response.text)
+        values = tree.xpath("//input[contains(@class, 'o_emboux_secret_value')]/@value")
+        self.assertEqual(len(values), 1, "the page shows one secret")
+        return values[0]
+
+    def assertError(self, response, status, *fragments):
+        """The page answers ``status`` and shows a message holding each of
+        ``fragments``, never a traceback."""
+        self.assertEqual(response.status_code, status, response.text[:2000])
+        errors = self.texts(response, "o_emboux_error")
+        self.assertEqual(len(errors), 1, response.text[:2000])
+        for fragment in fragments:
+            self.assertIn(fragment, errors[0])
+        self.assertNotIn("Traceback", response.text)
+
+    def assertNotStoredAnywhere(self, secret):
+        EmbouxMailCase.assertNotStoredAnywhere(self, secret)
+
+    def domain_url(self, domain=None, tail=""):
+        return f"/my/email/domain/{(domain or self.domain).id}{tail}"
+
+
+@tagged("post_install", "-at_install")
+class TestPortal(EmbouxPortalCase):
+    # -- home and lists -------------------------------------------------------
+    def test_home_entry_and_counters(self):
+        self.login(self.acme_user)
+        page = self.get("/my/home")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn('data-placeholder_count="emboux_domain_count"', page.text)
+        self.assertIn('href="/my/email"', page.text)
+        self.assertIn('href="/my/email/keys"', page.text)
+        counters = self.make_jsonrpc_request(
+            "/my/counters",
+            {"counters": ["emboux_domain_count", "emboux_api_key_count"]},
+        )
+        self.assertEqual(
+            counters, {"emboux_domain_count": 1, "emboux_api_key_count": 1}
+        )
+        # only what is asked is counted
+        self.assertEqual(
+            self.make_jsonrpc_request("/my/counters", {"counters": []}), {}
+        )
+
+    def test_domains_list(self):
+        second = self.Domain.create(
+            {"name": "acme-shop.test", "partner_id": self.acme.id}
+        )
+        second.action_suspend()
+        self.domain.sudo().dns_state = "ok"
+        self.login(self.acme_user)
+        page = self.get("/my/email")
+        self.assertEqual(page.status_code, 200)
+        rows = self.texts(page, "o_emboux_domain_row")
+        self.assertEqual(len(rows), 2)
+        acme_row = next(row for row in rows if row.startswith("acme.test"))
+        shop_row = next(row for row in rows if row.startswith("acme-shop.test"))
+        self.assertIn("1 / 3", acme_row)
+        self.assertIn("Healthy", acme_row)
+        self.assertIn("Active", acme_row)
+        self.assertIn("0 / 3", shop_row)
+        self.assertIn("Not checked", shop_row)
+        self.assertIn("Suspended", shop_row)
+        self.assertNotIn("globex.test", page.text)
+        self.assertIn(f'href="/my/email/domain/{self.domain.id}"', page.text)
+
+    def test_domains_list_pager(self):
+        self.plan.domains_allowed = 0
+        self.Domain.create(
+            [{"name": f"d{n}.acme.test", "partner_id": self.acme.id} for n in range(81)]
+        )
+        self.login(self.acme_user)
+        first = self.get("/my/email")
+        self.assertEqual(len(self.texts(first, "o_emboux_domain_row")), 80)
+        self.assertIn('href="/my/email/page/2"', first.text)
+        second = self.get("/my/email/page/2")
+        self.assertEqual(len(self.texts(second, "o_emboux_domain_row")), 2)
+
+    def test_domain_page(self):
+        self.login(self.acme_user)
+        page = self.get(self.domain_url())
+        self.assertEqual(page.status_code, 200)
+        self.assertEqual(self.texts(page, "o_emboux_quota"), ["1 / 3 mailboxes"])
+        self.assertEqual(
+            self.texts(page, "o_emboux_mailbox_row"),
+            ["info@acme.test 500 MB Password Delete"],
+        )
+        self.assertEqual(
+            self.texts(page, "o_emboux_alias_row"),
+            ["contact@acme.test info@acme.test Delete"],
+        )
+        # breadcrumbs: home / Email / the domain
+        crumbs = self.texts(page, "breadcrumb-item")
+        self.assertEqual(crumbs[1:], ["Email", "acme.test"])
+        # never checked: the records to publish, with values to copy
+        dns = self.texts(page, "o_emboux_dns_row")
+        self.assertEqual(len(dns), 4)
+        self.assertIn("MX acme.test mx1.emboux.com Not checked", dns)
+        self.assertIn(
+            "TXT SPF acme.test v=spf1 include:emboux.com ~all Not checked", dns
+        )
+        self.assertIn("TXT DMARC _dmarc.acme.test v=DMARC1; p=none Not checked", dns)
+        self.assertIn('data-copy="v=spf1 include:emboux.com ~all"', page.text)
+        self.assertIn('data-copy="_dmarc.acme.test"', page.text)
+        # forms carry the CSRF token
+        tree = html.fromstring(page.text)
+        forms = tree.xpath("//form[@method='post']")
+        self.assertEqual(len(forms), 3)  # new mailbox, delete alias, new alias
+        for form in forms:
+            self.assertTrue(form.xpath(".//input[@name='csrf_token']/@value"))
+
+    def test_domain_page_shows_last_dns_check(self):
+        self.env["emboux.mail.dns.record"].create(
+            [
+                {
+                    "domain_id": self.domain.id,
+                    "sequence": 0,
+                    "record_type": "MX",
+                    "kind": "MX",
+                    "name": "acme.test",
+                    "expected": "mx1.emboux.com",
+                    "found": "mx.elsewhere.test",
+                    "status": "incorrect",
+                },
+                {
+                    "domain_id": self.domain.id,
+                    "sequence": 1,
+                    "record_type": "TXT",
+                    "kind": "DKIM",
+                    "name": "emboux._domainkey.acme.test",
+                    "expected": "v=DKIM1",
+                    "status": "missing",
+                },
+            ]
+        )
+        self.domain.write(
+            {"dns_state": "error", "dns_checked_at": "2026-01-02 03:04:05"}
+        )
+        self.login(self.acme_user)
+        page = self.get(self.domain_url())
+        dns = self.texts(page, "o_emboux_dns_row")
+        self.assertEqual(len(dns), 2)
+        self.assertIn("Found: mx.elsewhere.test", dns[0])
+        self.assertIn("Incorrect", dns[0])
+        self.assertIn("Missing", dns[1])
+        self.assertIn("The DKIM key of your mail server", dns[1])
+        self.assertIn("Failing", page.text)
+        self.assertIn("Last checked on", page.text)
+
+    # -- mailboxes ------------------------------------------------------------
+    def test_create_mailbox_with_typed_password(self):
+        self.login(self.acme_user)
+        secret = "Typed-Secret-2026"
+        response = self.post(
+            self.domain_url(tail="/mailbox/new"),
+            {
+                "local_part": "Sales",
+                "password": secret,
+                "password_confirm": secret,
+            },
+        )
+        page = self.follow(response)
+        self.assertNotIn(secret, response.headers["Location"])
+        mailbox = self.Mailbox.search([("email", "=", "sales@acme.test")])
+        self.assertTrue(mailbox._emboux_check_password(secret))
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["Mailbox sales@acme.test created."]
+        )
+        self.assertEqual(self.texts(page, "o_emboux_quota"), ["2 / 3 mailboxes"])
+        self.assertNotIn(secret, page.text)
+        self.assertEqual(mailbox.quota_mb, 500)
+        self.assertNotStoredAnywhere(secret)
+
+    def test_create_mailbox_with_generated_password(self):
+        self.login(self.acme_user)
+        response = self.post(
+            self.domain_url(tail="/mailbox/new"),
+            {"local_part": "office@acme.test", "generate": "1"},
+        )
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
+        secret = self.secret_of(response)
+        self.assertGreaterEqual(len(secret), 16)
+        mailbox = self.Mailbox.search([("email", "=", "office@acme.test")])
+        self.assertTrue(mailbox._emboux_check_password(secret))
+        self.assertNotStoredAnywhere(secret)
+        # shown once: the domain page does not show it again
+        self.assertNotIn(secret, self.get(self.domain_url()).text)
+
+    def test_create_mailbox_refuses_bad_passwords(self):
+        self.login(self.acme_user)
+        url = self.domain_url(tail="/mailbox/new")
+        cases = [
+            ("", "", "Type a password twice"),
+            ("Abcdef-12345", "Abcdef-12346", "not the same"),
+            ("short1", "short1", "too weak"),
+            ("onlyletters-here", "onlyletters-here", "too weak"),
+            ("sales-2026-sales", "sales-2026-sales", "must not contain"),
+        ]
+        for password, confirm, message in cases:
+            with self.subTest(message=message):
+                response = self.post(
+                    url,
+                    {
+                        "local_part": "sales",
+                        "password": password,
+                        "password_confirm": confirm,
+                    },
+                )
+                self.assertError(response, 422, message)
+                if password:
+                    self.assertNotIn(password, response.text)
+                    self.assertNotIn(confirm, response.text)
+                # the address typed is kept, the passwords are not
+                tree = html.fromstring(response.text)
+                self.assertEqual(
+                    tree.xpath("//input[@name='local_part']/@value"), ["sales"]
+                )
+                self.assertFalse(tree.xpath("//input[@type='password']/@value"))
+        self.assertFalse(self.Mailbox.search([("email", "=", "sales@acme.test")]))
+
+    def test_create_mailbox_shows_the_rules_messages(self):
+        self.login(self.acme_user)
+        url = self.domain_url(tail="/mailbox/new")
+        data = {"password": "Good-Secret-123", "password_confirm": "Good-Secret-123"}
+        self.assertError(
+            self.post(url, {**data, "local_part": "bad name"}), 422, "is not valid"
+        )
+        self.assertError(
+            self.post(url, {**data, "local_part": "info"}),
+            400,
+            "the mailbox 'info@acme.test' already exists",
+        )
+        self.assertEqual(
+            self.follow(self.post(url, {**data, "local_part": "b"})).status_code, 200
+        )
+        self.assertEqual(
+            self.follow(self.post(url, {**data, "local_part": "c"})).status_code, 200
+        )
+        response = self.post(url, {**data, "local_part": "d"})
+        self.assertError(
+            response,
+            403,
+            "Domain acme.test: mailbox quota exceeded (3 of 3 mailboxes used).",
+        )
+        self.assertEqual(self.texts(response, "o_emboux_quota"), ["3 / 3 mailboxes"])
+        self.assertEqual(self.domain.mailbox_count, 3)
+        self.assertFalse(self.Mailbox.search([("email", "=", "d@acme.test")]))
+
+    def test_change_password(self):
+        self.login(self.acme_user)
+        url = self.domain_url(tail=f"/mailbox/{self.mailbox.id}/password")
+        form = self.get(url)
+        self.assertEqual(form.status_code, 200)
+        self.assertIn("New password for info@acme.test", " ".join(form.text.split()))
+        self.assertEqual(
+            self.texts(form, "breadcrumb-item")[1:],
+            ["Email", "acme.test", "Change password"],
+        )
+        self.assertError(
+            self.post(url, {"password": "Changed-Secret-1", "password_confirm": "x"}),
+            422,
+            "not the same",
+        )
+        self.assertTrue(self.mailbox._emboux_check_password("Initial-Secret-1"))
+        page = self.follow(
+            self.post(
+                url,
+                {
+                    "password": "Changed-Secret-1",
+                    "password_confirm": "Changed-Secret-1",
+                },
+            )
+        )
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"),
+            ["The password of info@acme.test was changed."],
+        )
+        self.assertTrue(self.mailbox._emboux_check_password("Changed-Secret-1"))
+        self.assertNotIn("Changed-Secret-1", page.text)
+        # a generated one is shown once
+        response = self.post(url, {"generate": "1"})
+        self.assertEqual(response.status_code, 200)
+        secret = self.secret_of(response)
+        self.assertTrue(self.mailbox._emboux_check_password(secret))
+        self.assertNotStoredAnywhere(secret)
+
+    def test_delete_mailbox_after_confirmation(self):
+        self.login(self.acme_user)
+        url = self.domain_url(tail=f"/mailbox/{self.mailbox.id}/delete")
+        confirm = self.get(url)
+        self.assertEqual(confirm.status_code, 200)
+        self.assertIn("Delete info@acme.test?", " ".join(confirm.text.split()))
+        self.assertTrue(self.mailbox.exists(), "asking is not deleting")
+        page = self.follow(self.post(url))
+        self.assertFalse(self.mailbox.exists())
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["The mailbox was deleted."]
+        )
+        self.assertEqual(self.texts(page, "o_emboux_quota"), ["0 / 3 mailboxes"])
+        self.assertEqual(self.post(url).status_code, 404)
+
+    # -- aliases --------------------------------------------------------------
+    def test_add_and_delete_alias(self):
+        self.login(self.acme_user)
+        url = self.domain_url(tail="/alias/new")
+        page = self.follow(
+            self.post(
+                url, {"alias_local_part": "Sales", "destination": "Info@Acme.test"}
+            )
+        )
+        alias = self.Alias.search([("source", "=", "sales@acme.test")])
+        self.assertEqual(alias.destination, "info@acme.test")
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["Alias sales@acme.test created."]
+        )
+        # the destination already has 2 aliases (the plan's quota)
+        self.assertError(
+            self.post(
+                url, {"alias_local_part": "more", "destination": "info@acme.test"}
+            ),
+            403,
+            "alias quota exceeded (2 of 2 aliases already point at it)",
+        )
+        catch_all = self.follow(
+            self.post(url, {"catch_all": "1", "destination": "boss@elsewhere.test"})
+        )
+        self.assertIn(
+            "Catch-all", " ".join(self.texts(catch_all, "o_emboux_alias_row"))
+        )
+        self.assertTrue(self.Alias.search([("source", "=", "@acme.test")]))
+        self.assertError(
+            self.post(url, {"destination": "boss@elsewhere.test"}),
+            422,
+            "Type the address",
+        )
+        self.assertError(
+            self.post(url, {"alias_local_part": "x", "destination": "not an address"}),
+            422,
+            "Destination",
+        )
+        self.assertError(
+            self.post(url, {"alias_local_part": "contact", "destination": "a@b.test"}),
+            400,
+            "already exists",
+        )
+        delete = self.domain_url(tail=f"/alias/{alias.id}/delete")
+        page = self.follow(self.post(delete))
+        self.assertFalse(alias.exists())
+        self.assertEqual(self.texts(page, "o_emboux_done"), ["The alias was deleted."])
+        self.assertEqual(self.get(delete).status_code, 405)
+
+    # -- suspension -----------------------------------------------------------
+    def test_suspended_domain_refuses_changes(self):
+        self.domain.action_suspend()
+        self.login(self.acme_user)
+        page = self.get(self.domain_url())
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("This domain is suspended", page.text)
+        self.assertFalse(html.fromstring(page.text).xpath("//form[@method='post']"))
+        password = {
+            "password": "Good-Secret-123",
+            "password_confirm": "Good-Secret-123",
+        }
+        mailbox = f"/mailbox/{self.mailbox.id}"
+        requests = [
+            ("/mailbox/new", {"local_part": "new", **password}),
+            (f"{mailbox}/password", password),
+            (f"{mailbox}/delete", {}),
+            ("/alias/new", {"alias_local_part": "new", "destination": "a@b.test"}),
+            (f"/alias/{self.alias.id}/delete", {}),
+        ]
+        for tail, data in requests:
+            with self.subTest(tail=tail):
+                self.assertError(
+                    self.post(self.domain_url(tail=tail), data),
+                    403,
+                    "The domain acme.test is suspended",
+                )
+        for tail in (f"{mailbox}/password", f"{mailbox}/delete"):
+            self.assertError(self.get(self.domain_url(tail=tail)), 403, "is suspended")
+        self.assertEqual(self.domain.mailbox_count, 1)
+        self.assertTrue(self.mailbox._emboux_check_password("Initial-Secret-1"))
+        self.assertTrue(self.alias.exists())
+        self.assertFalse(self.Alias.search([("source", "=", "new@acme.test")]))
+
+    # -- API keys -------------------------------------------------------------
+    def test_api_keys(self):
+        self.key.last_used_at = "2026-03-04 05:06:07"
+        master = self.Key.create(
+            {"name": "Master", "is_master": True, "token": "m" * 20}
+        )
+        self.login(self.acme_user)
+        page = self.get("/my/email/keys")
+        self.assertEqual(page.status_code, 200)
+        rows = self.texts(page, "o_emboux_key_row")
+        self.assertEqual(len(rows), 1)
+        self.assertIn("Acme shop", rows[0])
+        self.assertIn("03/04/2026", rows[0])
+        self.assertIn("Active", rows[0])
+        self.assertNotIn("Globex shop", page.text)
+        self.assertIn("partner_acme_portal", page.text)
+
+        response = self.post("/my/email/keys/new", {"name": "Billing app"})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
+        token = self.secret_of(response)
+        key = self.Key._emboux_check_token(token)
+        self.assertEqual((key.name, key.partner_id), ("Billing app", self.acme))
+        self.assertFalse(key.quota_override)
+        self.assertEqual(key.mailboxes_per_domain, 3)
+        self.assertNotStoredAnywhere(token)
+        self.assertNotIn(token, self.get("/my/email/keys").text)
+        self.assertError(
+            self.post("/my/email/keys/new", {"name": " "}), 422, "Name the key"
+        )
+
+        page = self.follow(self.post(f"/my/email/keys/{key.id}/revoke"))
+        self.assertFalse(key.active)
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["The API key was revoked."]
+        )
+        revoked = next(
+            r for r in self.texts(page, "o_emboux_key_row") if "Billing" in r
+        )
+        self.assertIn("Revoked", revoked)
+        self.assertEqual(
+            self.post(f"/my/email/keys/{master.id}/revoke").status_code, 404
+        )
+        self.assertTrue(master.active)
+
+    def test_new_key_never_loosens_the_operators_quotas(self):
+        self.key.write({"quota_override": True, "mailboxes_per_domain": 1})
+        self.login(self.acme_user)
+        token = self.secret_of(self.post("/my/email/keys/new", {"name": "Second"}))
+        key = self.Key._emboux_check_token(token)
+        self.assertEqual(key.mailboxes_per_domain, 1)
+        self.assertEqual(self.acme._emboux_limits()["mailboxes_per_domain"], 1)
+
+    def test_keys_need_a_tenant(self):
+        _company, user = self.make_tenant_user(
+            "Initech", "initech_portal", tenant=False
+        )
+        self.login(user)
+        page = self.get("/my/email/keys")
+        self.assertIn("has no mail hosting", page.text)
+        self.assertFalse(html.fromstring(page.text).xpath("//form[@method='post']"))
+        self.assertError(
+            self.post("/my/email/keys/new", {"name": "Sneaky"}), 403, "no mail hosting"
+        )
+        self.assertFalse(self.Key.search([("name", "=", "Sneaky")]))
+        self.assertFalse(self.texts(self.get("/my/email"), "o_emboux_domain_row"))
+
+    # -- isolation ------------------------------------------------------------
+    def _foreign_routes(self):
+        """(method, url) of every route, on Acme's records."""
+        domain = self.domain_url()
+        mailbox = f"{domain}/mailbox/{self.mailbox.id}"
+        return [
+            ("GET", domain),
+            ("POST", f"{domain}/mailbox/new"),
+            ("GET", f"{mailbox}/password"),
+            ("POST", f"{mailbox}/password"),
+            ("GET", f"{mailbox}/delete"),
+            ("POST", f"{mailbox}/delete"),
+            ("POST", f"{domain}/alias/new"),
+            ("POST", f"{domain}/alias/{self.alias.id}/delete"),
+            ("POST", f"/my/email/keys/{self.key.id}/revoke"),
+        ]
+
+    def _request(self, method, url):
+        data = {
+            "local_part": "intruder",
+            "alias_local_part": "intruder",
+            "destination": "intruder@evil.test",
+            "password": "Intruder-Secret-1",
+            "password_confirm": "Intruder-Secret-1",
+            "name": "Intruder",
+        }
+        return self.get(url) if method == "GET" else self.post(url, data)
+
+    def assertAcmeUnchanged(self):
+        self.assertEqual(self.domain.mailbox_count, 1)
+        self.assertTrue(self.mailbox._emboux_check_password("Initial-Secret-1"))
+        self.assertTrue(self.alias.exists())
+        self.assertTrue(self.key.active)
+        self.assertFalse(self.Alias.search([("source", "=like", "intruder@%")]))
+
+    def test_other_tenant_gets_404(self):
+        self.login(self.globex_user)
+        for method, url in self._foreign_routes():
+            with self.subTest(method=method, url=url):
+                self.assertEqual(self._request(method, url).status_code, 404)
+        # Globex's own domain with Acme's mailbox and alias
+        other = self.domain_url(self.other_domain)
+        for url in (
+            f"{other}/mailbox/{self.mailbox.id}/password",
+            f"{other}/mailbox/{self.mailbox.id}/delete",
+        ):
+            self.assertEqual(self.get(url).status_code, 404)
+            self.assertEqual(self._request("POST", url).status_code, 404)
+        url = f"{other}/alias/{self.alias.id}/delete"
+        self.assertEqual(self._request("POST", url).status_code, 404)
+        self.assertEqual(self.get("/my/email/domain/999999999").status_code, 404)
+        self.assertAcmeUnchanged()
+        self.assertNotIn("acme.test", self.get("/my/email").text)
+        self.assertNotIn("Acme shop", self.get("/my/email/keys").text)
+
+    def test_record_rules_alone_hide_other_tenants(self):
+        env = self.env(user=self.globex_user)
+        for model in (
+            "emboux.mail.domain",
+            "emboux.mail.mailbox",
+            "emboux.mail.alias",
+            "emboux.mail.api.key",
+        ):
+            records = env[model].with_context(active_test=False).search([])
+            self.assertEqual(records.partner_id, self.globex, model)
+        self.env["emboux.mail.dns.record"].create(
+            {
+                "domain_id": self.domain.id,
+                "record_type": "MX",
+                "kind": "MX",
+                "name": "acme.test",
+            }
+        )
+        self.assertFalse(env["emboux.mail.dns.record"].search([]))
+        self.assertFalse(env["emboux.mail.domain"].has_access("write"))
+
+    def test_employee_sees_only_own_company_hosting(self):
+        """The controllers scope to the user's commercial partner even when
+        access rights would show more (an operator)."""
+        self.authenticate("admin", "admin")
+        self.assertNotIn("acme.test", self.get("/my/email").text)
+        self.assertEqual(self.get(self.domain_url()).status_code, 404)
+
+    def test_anonymous_is_sent_to_login(self):
+        self.authenticate(None, None)  # a visitor's session, with a CSRF token
+        routes = [
+            *self._foreign_routes(),
+            ("GET", "/my/email"),
+            ("GET", "/my/email/keys"),
+            ("POST", "/my/email/keys/new"),
+        ]
+        for method, url in routes:
+            with self.subTest(method=method, url=url):
+                response = self._request(method, url)
+                self.assertEqual(response.status_code, 303)
+                self.assertIn("/web/login", response.headers["Location"])
+        self.assertAcmeUnchanged()
+        self.assertFalse(self.Key.search([("name", "=", "Intruder")]))
+
+    def test_forms_need_the_csrf_token(self):
+        self.login(self.acme_user)
+        data = {"alias_local_part": "nocsrf", "destination": "info@acme.test"}
+        with self.assertLogs("odoo.http", "WARNING"):
+            response = self.post(self.domain_url(tail="/alias/new"), data, csrf=False)
+        self.assertEqual(response.status_code, 400)
+        with self.assertLogs("odoo.http", "WARNING"):
+            response = self.post(
+                self.domain_url(tail="/alias/new"), {**data, "csrf_token": "forged"}
+            )
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(self.Alias.search([("source", "=", "nocsrf@acme.test")]))
+
+    # -- queries --------------------------------------------------------------
+    def test_queries_do_not_grow_with_mailboxes(self):
+        """Every page costs the same number of queries, plus a constant, for
+        a domain with 2 mailboxes and 2 aliases and one with 200 of each."""
+        unlimited = self.plan.copy(
+            {"mailboxes_per_domain": 0, "aliases_per_mailbox": 0}
+        )
+        pages = {}
+        for size in (2, 200):
+            tenant, user = self.make_tenant_user(
+                f"Size{size}", f"size{size}", unlimited
+            )
+            domain = self.Domain.create(
+                {"name": f"size{size}.test", "partner_id": tenant.id}
+            )
+            mailboxes = self.Mailbox.create(
+                [{"email": f"user{n}@size{size}.test"} for n in range(size)]
+            )
+            self.Alias.create(
+                [
+                    {
+                        "source": f"alias{n}@size{size}.test",
+                        "destination": mailbox.email,
+                    }
+                    for n, mailbox in enumerate(mailboxes)
+                ]
+            )
+            base = f"/my/email/domain/{domain.id}"
+            urls = {
+                "list": "/my/email",
+                "domain": base,
+                "password": f"{base}/mailbox/{mailboxes[0].id}/password",
+                "delete": f"{base}/mailbox/{mailboxes[0].id}/delete",
+                "keys": "/my/email/keys",
+            }
+            self.login(user)
+            pages[size] = {}
+            for name, url in urls.items():
+                self.assertEqual(self.get(url).status_code, 200)  # warm the caches
+                before = self.cr.sql_log_count
+                response = self.get(url)
+                pages[size][name] = self.cr.sql_log_count - before
+                self.assertEqual(response.status_code, 200)
+            page = self.get(base)
+            self.assertEqual(len(self.texts(page, "o_emboux_mailbox_row")), size)
+            self.assertEqual(len(self.texts(page, "o_emboux_alias_row")), size)
+        _logger.info(
+            "portal queries, 2 vs 200 mailboxes: %s vs %s", pages[2], pages[200]
+        )
+        for name, small in pages[2].items():
+            with self.subTest(page=name):
+                self.assertLessEqual(pages[200][name] - small, 2)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalTour(EmbouxPortalCase):
+    def test_portal_tour(self):
+        self.plan.mailboxes_per_domain = 2
+        self.start_tour("/my", "emboux_mail_portal_tour", login=self.acme_user.login)
+
+        second = self.Mailbox.search([("email", "=", "second@acme.test")])
+        self.assertTrue(second._emboux_check_password("Tour-Changed-Secret-3"))
+        self.assertFalse(self.Mailbox.search([("email", "=", "third@acme.test")]))
+        self.assertEqual(self.domain.mailbox_count, 2)
+        alias = self.Alias.search([("source", "=", "sales@acme.test")])
+        self.assertEqual(alias.destination, "second@acme.test")
+        key = self.Key.with_context(active_test=False).search(
+            [("name", "=", "Tour key")]
+        )
+        self.assertEqual((key.partner_id, key.active), (self.acme, False))
