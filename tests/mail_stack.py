@@ -125,10 +125,10 @@ class MailStack:
             check=True,
             capture_output=True,
         )
-        subprocess.run([*postfix, "start"], check=True, capture_output=True)
-        subprocess.run(
-            ["dovecot", "-c", str(self.dovecot_conf)], check=True, capture_output=True
-        )
+        # both daemonise: their children must not hold a pipe of ours open
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run([*postfix, "start"], check=True, **quiet)
+        subprocess.run(["dovecot", "-c", str(self.dovecot_conf)], check=True, **quiet)
         _wait_port(self.smtp_port, "postfix", self.maillog)
         _wait_port(self.imap_port, "dovecot", self.dovecot_log)
         _wait_port(self.lmtp_port, "dovecot lmtp", self.dovecot_log)

@@ -173,19 +173,24 @@ def test_full_mailbox_gets_a_temporary_failure(stack, tenant):
         201,
     )
     tenant.ok("PUT", f"/users/{user}/quota", {"quota_mb": 1})
-    # straight to Dovecot's LMTP, as Postfix delivers: 4xx, so senders retry
+    # straight to Dovecot's LMTP, as Postfix delivers: the first message fits,
+    # the second one would pass the quota: 4xx, so that senders retry later
+    # (a message larger than the whole quota would be refused for good)
     with smtplib.LMTP("127.0.0.1", stack.lmtp_port) as lmtp:
+        lmtp.send_message(_message("a@outside.test", user, "fits", 700_000))
         with pytest.raises(smtplib.SMTPDataError) as refused:
-            lmtp.send_message(_message("a@outside.test", user, "too big", 1_500_000))
+            lmtp.send_message(_message("a@outside.test", user, "too much", 700_000))
     assert 400 <= refused.value.smtp_code < 500
-    # through Postfix: accepted, then deferred (kept in the queue), never bounced
-    assert send(stack, user, "too big via smtp", 1_500_000) is None
+    assert b"Quota exceeded" in refused.value.smtp_error
+    # through Postfix: accepted, then deferred (kept in the queue), not bounced
+    assert send(stack, user, "too much via smtp", 700_000) is None
     deadline = time.monotonic() + 30
     while "status=deferred" not in stack.maillog() and time.monotonic() < deadline:
         time.sleep(0.5)
     log = [line for line in stack.maillog().splitlines() if f"<{user}>" in line]
     assert any("status=deferred" in line and " 4.2.2 " in line for line in log), log
     assert not any("status=bounced" in line for line in log)
+    assert imap_subjects(stack, user, "pw-full") == ["fits"]
 
 
 def test_mail_role_reads_the_views_only(stack, demo_server, cluster):

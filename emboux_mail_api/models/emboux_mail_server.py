@@ -6,15 +6,15 @@ from ..services.mailserver import SCHEMA
 VIEWS = {
     # domains that receive mail
     "domains": """
-        SELECT d.name FROM emboux_mail_domain d WHERE NOT d.suspended
+        SELECT d.name FROM emboux_mail_domain d WHERE d.suspended IS NOT TRUE
     """,
     "suspended_domains": """
-        SELECT d.name FROM emboux_mail_domain d WHERE d.suspended
+        SELECT d.name FROM emboux_mail_domain d WHERE d.suspended IS TRUE
     """,
     "mailboxes": """
         SELECT m.email, d.name AS domain,
                d.name || '/' || split_part(m.email, '@', 1) || '/' AS maildir,
-               m.quota_mb, d.suspended
+               m.quota_mb, d.suspended IS TRUE AS suspended
           FROM emboux_mail_mailbox m
           JOIN emboux_mail_domain d ON d.id = m.domain_id
     """,
@@ -28,8 +28,8 @@ VIEWS = {
     "users": """
         SELECT m.email AS "user", m.password_hash AS password,
                d.name || '/' || split_part(m.email, '@', 1) || '/' AS maildir,
-               '*:storage=' || m.quota_mb || 'M' AS quota_rule,
-               d.suspended
+               '*:storage=' || coalesce(m.quota_mb, 0) || 'M' AS quota_rule,
+               d.suspended IS TRUE AS suspended
           FROM emboux_mail_mailbox m
           JOIN emboux_mail_domain d ON d.id = m.domain_id
     """,

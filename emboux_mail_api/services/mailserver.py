@@ -115,9 +115,12 @@ def postfix_files(settings):
         "virtual_transport": f"lmtp:inet:127.0.0.1:{s.lmtp_port}",
         "smtpd_recipient_restrictions": (
             f"check_recipient_access pgsql:{conf}/pgsql-suspended.cf, "
-            "permit_mynetworks, reject_unauth_destination"
+            "reject_unauth_destination"
         ),
-        "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+        # an MX for the hosted domains, not a relay (submission is elsewhere)
+        "smtpd_relay_restrictions": "reject_unauth_destination",
+        "alias_maps": "",
+        "alias_database": "",
         **s.postfix_extra,
     }
     main_cf = "".join(f"{key} = {value}\n" for key, value in main.items())
@@ -186,9 +189,10 @@ mail_uid = {s.vmail_uid}
 mail_gid = {s.vmail_gid}
 mail_plugins = $mail_plugins quota
 lmtp_rcpt_check_quota = yes
+# a full mailbox answers 4xx: the sender keeps the mail and retries
+quota_full_tempfail = yes
 plugin {{
   quota = maildir:User quota
-  quota_full_tempfail = yes
 }}
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
