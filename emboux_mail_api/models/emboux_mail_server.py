@@ -4,9 +4,11 @@ from odoo.tools import SQL
 from ..services.mailserver import SCHEMA
 
 VIEWS = {
-    # domains that receive mail
+    # every hosted domain, suspended ones included: Postfix refuses a
+    # suspended domain's recipients at RCPT (suspended_domains) but must
+    # still deliver what it accepted just before the suspension, not relay it
     "domains": """
-        SELECT d.name FROM emboux_mail_domain d WHERE d.suspended IS NOT TRUE
+        SELECT d.name FROM emboux_mail_domain d
     """,
     "suspended_domains": """
         SELECT d.name FROM emboux_mail_domain d WHERE d.suspended IS TRUE

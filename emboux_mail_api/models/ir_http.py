@@ -1,11 +1,26 @@
+import time
+
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from odoo import models
+from odoo import http, models
 from odoo.http import request
 
 from ..controllers.responses import error_response
 
 MAX_BODY = 1024 * 1024
+DB_LIST_SECONDS = 30
+# {host: (valid until, databases)}: the server's own database listing, kept
+# briefly so that each API request does not open a connection to list them
+_databases = {}
+
+
+def served_databases(host):
+    """The databases this server serves for ``host`` (db_name/dbfilter)."""
+    now = time.monotonic()
+    cached = _databases.get(host)
+    if not cached or cached[0] < now:
+        cached = _databases[host] = (now + DB_LIST_SECONDS, http.db_list(True, host))
+    return cached[1]
 
 
 class IrHttp(models.AbstractModel):
@@ -13,7 +28,8 @@ class IrHttp(models.AbstractModel):
 
     @classmethod
     def _pre_dispatch(cls, rule, args):
-        """Keep the raw body of REST API requests before Odoo parses forms.
+        """Refuse to answer from an ambiguous database, and keep the raw body
+        of REST API requests before Odoo parses forms.
 
         Werkzeug consumes a form-encoded body when ``request.params`` is
         built (a ``curl -d`` without a JSON content type), so the JSON text
@@ -23,6 +39,12 @@ class IrHttp(models.AbstractModel):
         if not rule.endpoint.routing.get("emboux_api"):
             return
         httprequest = request.httprequest
+        # the API answers from the one database this URL serves, never from
+        # whichever database a session cookie happens to name
+        if served_databases(httprequest.host) != [request.db]:
+            raise error_response(
+                503, "The API needs one database per URL: set db_name or dbfilter"
+            )
         httprequest.max_content_length = MAX_BODY
         try:
             data = httprequest.get_data(cache=True)
