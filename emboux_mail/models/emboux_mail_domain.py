@@ -328,6 +328,8 @@ class EmbouxMailDomain(models.Model):
             )
 
     def action_check_dns(self):
+        # portal users may read their domains, not run lookups from Odoo
+        self.check_access("write")
         self._emboux_check_dns()
         return True
 

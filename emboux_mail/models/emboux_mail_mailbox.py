@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.tools import SQL
+from odoo.tools import SQL, create_index
 
 from ..exceptions import (
     EmbouxNotFound,
@@ -59,6 +59,15 @@ class EmbouxMailMailbox(models.Model):
                 SQL.identifier(self._table),
             )
         )
+        # lists are newest first, per tenant or per domain, a page at a time:
+        # an index in that order serves a page without sorting every row
+        for column in ("partner_id", "domain_id"):
+            create_index(
+                self.env.cr,
+                f"{self._table}_{column}_newest_idx",
+                self._table,
+                [column, "create_date DESC", "id DESC"],
+            )
 
     def _compute_password(self):
         self.password = False
