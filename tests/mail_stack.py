@@ -149,6 +149,14 @@ class MailStack:
         )
         return "Mail queue is empty" in result.stdout
 
+    def drop_deferred(self):
+        """Delete the deferred mail (a test's over-quota message)."""
+        subprocess.run(
+            ["postsuper", "-c", str(self.postfix_dir), "-d", "ALL", "deferred"],
+            capture_output=True,
+            check=True,
+        )
+
     def flush(self):
         subprocess.run(
             ["postqueue", "-c", str(self.postfix_dir), "-f"], capture_output=True
