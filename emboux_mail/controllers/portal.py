@@ -374,6 +374,18 @@ class EmbouxMailPortal(CustomerPortal):
             f"/my/email/domain/{domain.id}?done=mailbox_created&record={mailbox.id}"
         )
 
+    def _emboux_mailbox_page(self, domain_id, mailbox_id, page):
+        """The domain and mailbox of a mailbox page, and the response to give
+        instead of acting: a suspended domain's refusal, or the form (GET)."""
+        domain = self._emboux_domain(domain_id)
+        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
+        error = self._emboux_suspended_error(domain)
+        if error:
+            return domain, mailbox, self._emboux_render_domain(domain, error=error)
+        if request.httprequest.method != "POST":
+            return domain, mailbox, self._emboux_render_mailbox(page, domain, mailbox)
+        return domain, mailbox, None
+
     @http.route(
         "/my/email/domain/<int:domain_id>/mailbox/<int:mailbox_id>/password",
         type="http",
@@ -382,13 +394,11 @@ class EmbouxMailPortal(CustomerPortal):
         website=True,
     )
     def portal_my_email_mailbox_password(self, domain_id, mailbox_id, **post):
-        domain = self._emboux_domain(domain_id)
-        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return self._emboux_render_domain(domain, error=error)
-        if request.httprequest.method != "POST":
-            return self._emboux_render_mailbox("password", domain, mailbox)
+        domain, mailbox, response = self._emboux_mailbox_page(
+            domain_id, mailbox_id, "password"
+        )
+        if response:
+            return response
         password, generated, error = self._emboux_new_password(post, mailbox.email)
         if error:
             return self._emboux_render_mailbox("password", domain, mailbox, error)
@@ -417,13 +427,11 @@ class EmbouxMailPortal(CustomerPortal):
         website=True,
     )
     def portal_my_email_mailbox_delete(self, domain_id, mailbox_id, **post):
-        domain = self._emboux_domain(domain_id)
-        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return self._emboux_render_domain(domain, error=error)
-        if request.httprequest.method != "POST":
-            return self._emboux_render_mailbox("delete", domain, mailbox)
+        domain, mailbox, response = self._emboux_mailbox_page(
+            domain_id, mailbox_id, "delete"
+        )
+        if response:
+            return response
         _dummy, error = self._emboux_attempt(lambda: mailbox.sudo().unlink())
         if error:
             return self._emboux_render_mailbox("delete", domain, mailbox, error)

@@ -5,48 +5,19 @@ from odoo.tests import TransactionCase
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 
 
-class EmbouxMailCase(TransactionCase):
-    """A plan, a tenant with an active key, and helpers to build on them."""
+class EmbouxHostingSetup:
+    """Shortcuts to the hosting models and a plan, for any kind of case."""
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def setup_hosting(cls, **quotas):
         cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
         cls.Domain = cls.env["emboux.mail.domain"]
         cls.Mailbox = cls.env["emboux.mail.mailbox"]
         cls.Alias = cls.env["emboux.mail.alias"]
         cls.Key = cls.env["emboux.mail.api.key"]
         cls.plan = cls.env["emboux.mail.plan"].create(
-            {
-                "name": "Test plan",
-                "domains_allowed": 3,
-                "mailboxes_per_domain": 2,
-                "aliases_per_mailbox": 2,
-                "quota_mb": 500,
-            }
+            {"name": "Test plan", "quota_mb": 500, **quotas}
         )
-        cls.tenant = cls.make_tenant("Acme")
-        cls.key, cls.token = cls.Key._emboux_generate({"partner_id": cls.tenant.id})
-
-    @classmethod
-    def make_tenant(cls, name, plan=None):
-        return cls.env["res.partner"].create(
-            {"name": name, "is_company": True, "emboux_plan_id": (plan or cls.plan).id}
-        )
-
-    def make_domain(self, name="example.com", tenant=None):
-        return self.Domain.create(
-            {"name": name, "partner_id": (tenant or self.tenant).id}
-        )
-
-    @contextlib.contextmanager
-    def assertEmbouxError(self, error_class, detail, status):
-        """The rule raised ``error_class`` with the API's ``detail`` and
-        ``status``."""
-        with self.assertRaises(error_class) as raised:
-            yield raised
-        self.assertEqual(raised.exception.detail, detail)
-        self.assertEqual(raised.exception.status, status)
 
     def assertNotStoredAnywhere(self, secret):
         """No text column of any table holds ``secret`` in clear."""
@@ -75,3 +46,36 @@ class EmbouxMailCase(TransactionCase):
             if cr.fetchone():
                 found.append(table)
         self.assertFalse(found, f"{secret!r} is stored in clear in {found}")
+
+
+class EmbouxMailCase(EmbouxHostingSetup, TransactionCase):
+    """A plan, a tenant with an active key, and helpers to build on them."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_hosting(
+            domains_allowed=3, mailboxes_per_domain=2, aliases_per_mailbox=2
+        )
+        cls.tenant = cls.make_tenant("Acme")
+        cls.key, cls.token = cls.Key._emboux_generate({"partner_id": cls.tenant.id})
+
+    @classmethod
+    def make_tenant(cls, name, plan=None):
+        return cls.env["res.partner"].create(
+            {"name": name, "is_company": True, "emboux_plan_id": (plan or cls.plan).id}
+        )
+
+    def make_domain(self, name="example.com", tenant=None):
+        return self.Domain.create(
+            {"name": name, "partner_id": (tenant or self.tenant).id}
+        )
+
+    @contextlib.contextmanager
+    def assertEmbouxError(self, error_class, detail, status):
+        """The rule raised ``error_class`` with the API's ``detail`` and
+        ``status``."""
+        with self.assertRaises(error_class) as raised:
+            yield raised
+        self.assertEqual(raised.exception.detail, detail)
+        self.assertEqual(raised.exception.status, status)
