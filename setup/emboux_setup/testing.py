@@ -127,7 +127,8 @@ def pytest_tests(tally, args):
     junit = LOG_DIR / "pytest.xml"
     junit.unlink(missing_ok=True)
     cmd = [str(venv_bin("python")), "-m", "pytest", "tests", "-p", "no:cacheprovider"]
-    cmd += ["-rfEs", f"--junitxml={junit}", *args]
+    # -s: the end-to-end tests print their counts (mail delivered, quotas)
+    cmd += ["-s", "-rfEs", f"--junitxml={junit}", *args]
     print("-- top-level tests (pytest)", flush=True)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(cmd, cwd=REPO, env=env, check=False)
