@@ -9,7 +9,7 @@ class EmbouxMailAlias(models.Model):
 
     _name = "emboux.mail.alias"
     _description = "Mail Alias"
-    _inherit = ["emboux.mail.mixin"]
+    _inherit = ["emboux.mail.mixin", "emboux.mail.sync.mixin"]
     _order = "create_date desc, id desc"
     _rec_name = "source"
 
@@ -68,7 +68,9 @@ class EmbouxMailAlias(models.Model):
                 [v["destination"] for v in vals_list].count(vals["destination"]),
             )
         duplicate = self._emboux_duplicate_error(vals_list[0]["source"])
-        return self._emboux_insert(super().create, vals_list, duplicate)
+        aliases = self._emboux_insert(super().create, vals_list, duplicate)
+        aliases._emboux_sync_send_create()
+        return aliases
 
     def write(self, vals):
         if "source" in vals:
@@ -86,7 +88,37 @@ class EmbouxMailAlias(models.Model):
                     "and create a new one."
                 )
             )
-        return super().write(vals)
+        moved = self.filtered(
+            lambda a: a.destination != vals.get("destination", a.destination)
+        )
+        result = super().write(vals)
+        # the upstream has no update of an alias: delete and create again
+        for alias in moved:
+            alias._emboux_sync_enqueue(
+                "alias_delete", {"source": alias.source}, mark=False
+            )
+        moved._emboux_sync_send_create()
+        return result
+
+    def unlink(self):
+        if not self.env.context.get("emboux_cascade"):
+            for alias in self:
+                alias._emboux_sync_enqueue(
+                    "alias_delete", {"source": alias.source}, mark=False
+                )
+        return super().unlink()
+
+    # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_sync_send_create(self):
+        for alias in self:
+            alias._emboux_sync_enqueue(
+                "alias_create",
+                {
+                    "domain_name": alias.domain_id.name,
+                    "source": alias.source,
+                    "destination": alias.destination,
+                },
+            )
 
     def _emboux_duplicate_error(self, source):
         return EmbouxValidationError(

@@ -5,6 +5,7 @@ from ..exceptions import EmbouxForbidden, EmbouxValidationError
 from ..services import hashing
 
 QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+SYNCED_FIELDS = {*QUOTA_FIELDS, "active", "expires_at", "plan_id", "quota_override"}
 
 
 class EmbouxMailApiKey(models.Model):
@@ -17,6 +18,7 @@ class EmbouxMailApiKey(models.Model):
     """
 
     _name = "emboux.mail.api.key"
+    _inherit = ["emboux.mail.sync.mixin"]
     _description = "Mail Hosting API Key"
     _order = "create_date desc, id desc"
 
@@ -151,7 +153,38 @@ class EmbouxMailApiKey(models.Model):
                 )
                 for name in QUOTA_FIELDS:
                     vals.setdefault(name, source[name])
-        return super().create(vals_list)
+        keys = super().create(vals_list)
+        for key in keys:
+            key._emboux_sync_key("key_create")
+        return keys
+
+    def write(self, vals):
+        result = super().write(vals)
+        if not self._emboux_sync_only(vals) and set(vals) & SYNCED_FIELDS:
+            for key in self:
+                key._emboux_sync_key("key_update")
+        return result
+
+    def unlink(self):
+        for key in self:
+            key._emboux_sync_key("key_delete", mark=False)
+        return super().unlink()
+
+    # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_sync_key(self, operation, token=None, mark=True):
+        """Queue a change of this tenant's key upstream, addressed by its
+        clear token (kept in ``upstream_token``, system group only)."""
+        self.ensure_one()
+        token = token or self.sudo().upstream_token
+        if self.is_master or not self.partner_id or not token:
+            return
+        values = {name: self[name] for name in QUOTA_FIELDS}
+        values["active"] = self.active
+        values["expires_at"] = (
+            self.expires_at.isoformat(timespec="seconds") if self.expires_at else None
+        )
+        payload = {"partner_ref": self.partner_ref, "values": values}
+        self._emboux_sync_enqueue(operation, payload, token=token, mark=mark)
 
     # -- tokens ----------------------------------------------------------------
     def _emboux_set_token(self, token):
@@ -177,6 +210,13 @@ class EmbouxMailApiKey(models.Model):
             )
         )
         self.invalidate_recordset(["token_index", "token"])
+        if self._emboux_sync_configured():
+            # connected: the upstream addresses the key by its clear token
+            old = self.sudo().upstream_token
+            self.sudo().upstream_token = token
+            if old and old != token:  # a new token: replace the key upstream
+                self._emboux_sync_key("key_delete", token=old)
+                self._emboux_sync_key("key_create", token=token)
 
     @api.model
     def _emboux_find_by_token(self, token):

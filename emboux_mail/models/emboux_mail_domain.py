@@ -22,7 +22,12 @@ class EmbouxMailDomain(models.Model):
 
     _name = "emboux.mail.domain"
     _description = "Mail Domain"
-    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.mail.mixin"]
+    _inherit = [
+        "mail.thread",
+        "mail.activity.mixin",
+        "emboux.mail.mixin",
+        "emboux.mail.sync.mixin",
+    ]
     _order = "create_date desc, id desc"
 
     name = fields.Char(
@@ -150,6 +155,7 @@ class EmbouxMailDomain(models.Model):
         duplicate = self._emboux_duplicate_error(vals_list[0]["name"])
         domains = self._emboux_insert(super().create, vals_list, duplicate)
         self._emboux_lock_tenants(tenants)
+        domains._emboux_sync_created()
         return domains
 
     def write(self, vals):
@@ -161,12 +167,19 @@ class EmbouxMailDomain(models.Model):
             new_owner = self.env["res.partner"].browse(vals.pop("partner_id"))
             for domain in self.filtered(lambda d: d.partner_id != new_owner):
                 domain._emboux_transfer_owner(new_owner)
-        return super().write(vals) if vals else True
+        before = self._emboux_sync_snapshot(vals)
+        result = super().write(vals) if vals else True
+        self._emboux_sync_written(before)
+        return result
 
     def unlink(self):
         """Delete the domains with their mailboxes and aliases (a cascade the
         ORM runs, so that chatter and later hooks see every record go)."""
         tenants = self.partner_id
+        for domain in self:
+            domain._emboux_sync_enqueue(
+                "domain_delete", {"name": domain.name}, mark=False
+            )
         self.with_context(emboux_cascade=True).mailbox_ids.unlink()
         self.with_context(emboux_cascade=True).alias_ids.unlink()
         result = super().unlink()
@@ -231,6 +244,10 @@ class EmbouxMailDomain(models.Model):
         self._emboux_lock_tenants(old_owner | new_owner)
         self.with_context(emboux_transfer=True).write({"partner_id": new_owner.id})
         self._emboux_lock_tenants(old_owner | new_owner)
+        self._emboux_sync_enqueue(
+            "domain_owner",
+            {"name": self.name, "partner_ref": new_owner.emboux_partner_ref or None},
+        )
         return old_owner
 
     # -- DNS health --------------------------------------------------------------
@@ -383,3 +400,44 @@ class EmbouxMailDomain(models.Model):
         action["domain"] = [("domain_id", "=", self.id)]
         action["context"] = {"default_domain_id": self.id}
         return action
+
+    # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_sync_created(self):
+        """Queue the upstream creation, then ``register-subdomain`` for a
+        subdomain of a verified wildcard parent (after it exists upstream)."""
+        for domain in self:
+            domain._emboux_sync_enqueue(
+                "domain_create",
+                {"name": domain.name, "partner_ref": domain.partner_ref or None},
+            )
+            parent = domain.sudo().parent_id
+            if parent.is_wildcard and parent.verified:
+                domain._emboux_sync_enqueue("domain_register", {"name": domain.name})
+
+    def _emboux_sync_snapshot(self, vals):
+        """What ``_emboux_sync_written`` compares, before a write."""
+        watched = {"suspended", "parent_id", "is_wildcard"}
+        if self._emboux_sync_only(vals) or not watched & set(vals):
+            return {}
+        if not self._emboux_sync_configured():
+            return {}
+        return {
+            domain.id: (domain.suspended, domain.parent_id.name, domain.is_wildcard)
+            for domain in self
+        }
+
+    def _emboux_sync_written(self, before):
+        for domain in self.filtered(lambda d: d.id in before):
+            suspended, parent, wildcard = before[domain.id]
+            if domain.suspended != suspended:
+                operation = "domain_suspend" if domain.suspended else "domain_activate"
+                domain._emboux_sync_enqueue(operation, {"name": domain.name})
+            if (domain.parent_id.name, domain.is_wildcard) != (parent, wildcard):
+                domain._emboux_sync_enqueue(
+                    "domain_parent",
+                    {
+                        "name": domain.name,
+                        "parent_domain": domain.parent_id.name or None,
+                        "is_wildcard": domain.is_wildcard,
+                    },
+                )

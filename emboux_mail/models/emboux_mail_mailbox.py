@@ -22,7 +22,12 @@ class EmbouxMailMailbox(models.Model):
 
     _name = "emboux.mail.mailbox"
     _description = "Mailbox"
-    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.mail.mixin"]
+    _inherit = [
+        "mail.thread",
+        "mail.activity.mixin",
+        "emboux.mail.mixin",
+        "emboux.mail.sync.mixin",
+    ]
     _order = "create_date desc, id desc"
     _rec_name = "email"
 
@@ -100,8 +105,15 @@ class EmbouxMailMailbox(models.Model):
                 domain, counts[domain.id], domains.ids.count(domain.id)
             )
         duplicate = self._emboux_duplicate_error(vals_list[0]["email"])
-        mailboxes = self._emboux_insert(super().create, vals_list, duplicate)
+        mailboxes = self._emboux_insert(
+            super(
+                EmbouxMailMailbox, self.with_context(emboux_sync_creating=True)
+            ).create,
+            vals_list,
+            duplicate,
+        ).with_env(self.env)
         self._emboux_lock_domains(domains)
+        mailboxes._emboux_sync_created(vals_list)
         return mailboxes
 
     def write(self, vals):
@@ -114,10 +126,22 @@ class EmbouxMailMailbox(models.Model):
                         "change; create a new mailbox instead."
                     )
                 )
-        return super().write(vals)
+        result = super().write(vals)
+        if "quota_mb" in vals:
+            for mailbox in self:
+                mailbox._emboux_sync_enqueue(
+                    "mailbox_quota",
+                    {"email": mailbox.email, "quota_mb": mailbox.quota_mb},
+                )
+        return result
 
     def unlink(self):
         domains = self.domain_id
+        if not self.env.context.get("emboux_cascade"):
+            for mailbox in self:
+                mailbox._emboux_sync_enqueue(
+                    "mailbox_delete", {"email": mailbox.email}, mark=False
+                )
         result = super().unlink()
         self._emboux_lock_domains(domains.exists())
         return result
@@ -181,6 +205,11 @@ class EmbouxMailMailbox(models.Model):
         stored = None
         if not self._emboux_upstream_configured():
             stored = hashing.hash_mailbox_password(password)
+        elif not self.env.context.get("emboux_sync_creating"):
+            # connected: sent upstream from memory, never stored here
+            self._emboux_sync_enqueue(
+                "mailbox_password", {"email": self.email}, secret=password
+            )
         self.env.cr.execute(
             SQL(
                 "UPDATE %s SET password_hash = %s WHERE id = %s",
@@ -203,3 +232,16 @@ class EmbouxMailMailbox(models.Model):
         )
         row = self.env.cr.fetchone()
         return hashing.verify_mailbox_password(password, row and row[0])
+
+    # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_sync_created(self, vals_list):
+        """Queue the upstream creation with the password given (kept in
+        memory only); the upstream needs one, so a random one is used when
+        none was given (set the real one later)."""
+        for mailbox, vals in zip(self, vals_list, strict=True):
+            password = vals.get("password") or hashing.generate_token()
+            mailbox._emboux_sync_enqueue(
+                "mailbox_create",
+                {"domain_name": mailbox.domain_id.name, "email": mailbox.email},
+                secret=password,
+            )

@@ -6,3 +6,4 @@ from . import test_api_key
 from . import test_wizards
 from . import test_backend_tour
 from . import test_portal
+from . import test_sync
