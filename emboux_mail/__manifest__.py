@@ -30,10 +30,12 @@
         "wizards/emboux_mail_api_key_create_views.xml",
         "views/emboux_mail_menus.xml",
         "views/emboux_mail_sync_event_views.xml",
+        "views/emboux_mail_reconcile_views.xml",
         "security/emboux_mail_portal_security.xml",
         "views/portal_templates.xml",
         "data/ir_cron_data.xml",
         "data/ir_cron_sync_data.xml",
+        "data/ir_cron_reconcile_data.xml",
     ],
     "demo": [
         "demo/emboux_mail_demo.xml",

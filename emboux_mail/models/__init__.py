@@ -10,3 +10,4 @@ from . import emboux_mail_mailbox
 from . import emboux_mail_alias
 from . import emboux_mail_secret_show
 from . import res_config_settings
+from . import emboux_mail_reconcile

@@ -59,14 +59,23 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         return bool(params.get_param("emboux_mail.upstream_url"))
 
     @api.model
-    def _emboux_sync_client(self):
-        """A client of the upstream, from Settings, with a timeout always;
-        no retry of its own: the outbox retries."""
+    def _emboux_sync_client(self, token=None):
+        """A client of the upstream, from Settings, with a timeout always
+        (``emboux_mail.upstream_timeout``: the read timeout in seconds);
+        no retry of its own: the outbox retries. ``token``: a tenant key's
+        own token instead of the master token."""
         params = self.env["ir.config_parameter"].sudo()
+        timeout = UPSTREAM_TIMEOUT
+        try:
+            read = float(params.get_param("emboux_mail.upstream_timeout") or 0)
+        except ValueError:
+            read = 0
+        if read > 0:
+            timeout = (min(UPSTREAM_TIMEOUT[0], read), read)
         return EmbouxClient(
             params.get_param("emboux_mail.upstream_url"),
-            params.get_param("emboux_mail.upstream_token") or "",
-            timeout=UPSTREAM_TIMEOUT,
+            token or params.get_param("emboux_mail.upstream_token") or "",
+            timeout=timeout,
             retries=0,
         )
 
@@ -79,7 +88,10 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         self, operation, payload=None, name=None, secret=None, token=None, mark=True
     ):
         """Queue ``operation`` for each record (see the module docstring);
-        nothing happens without an upstream."""
+        nothing happens without an upstream, nor for what the reconcile
+        imports from it (context ``emboux_sync_skip``)."""
+        if self.env.context.get("emboux_sync_skip"):
+            return
         if not self or not self._emboux_sync_configured():
             return
         Event = self.env["emboux.mail.sync.event"].sudo()

@@ -59,7 +59,9 @@ class TestSync(EmbouxMailCase):
         event = type(self.env["emboux.mail.sync.event"])
         receipts = self.receipts
         patches = [
-            patch.object(mixin, "_emboux_sync_client", lambda _s: self.upstream),
+            patch.object(
+                mixin, "_emboux_sync_client", lambda _s, token=None: self.upstream
+            ),
             patch.object(
                 event,
                 "_emboux_receipt_add",
@@ -196,3 +198,162 @@ class TestSync(EmbouxMailCase):
             [name for name, _args in self.upstream.calls][-2:],
             ["update_api_key", "delete_api_key"],
         )
+
+
+class FakeListingUpstream(FakeUpstream):
+    """A fake upstream that also answers the lists the reconcile reads;
+    ``owned`` maps a tenant token to the names of its domains."""
+
+    def __init__(self):
+        super().__init__()
+        self.domains = []
+        self.owned = {}
+        self.mailboxes = []
+        self.aliases = []
+        self.token = None
+
+    def as_token(self, token):
+        self.token = token
+        return self
+
+    def list_domains(self, limit=None, offset=None):
+        if self.token:
+            names = self.owned.get(self.token)
+            if names is None:
+                raise ec.EmbouxForbidden("403", 403, "Invalid API key")
+            items = [d for d in self.domains if d["name"] in names]
+        else:
+            items = self.domains
+        offset = offset or 0
+        return ec.Page(items[offset : offset + (limit or len(items))], len(items))
+
+    def list_mailboxes(self, domain_id=None, limit=None, offset=None):
+        offset = offset or 0
+        items = self.mailboxes[offset : offset + (limit or len(self.mailboxes))]
+        return ec.Page(items, len(self.mailboxes))
+
+    def list_aliases(self, domain_id=None, limit=None, offset=None):
+        offset = offset or 0
+        items = self.aliases[offset : offset + (limit or len(self.aliases))]
+        return ec.Page(items, len(self.aliases))
+
+
+@tagged("post_install", "-at_install")
+class TestReconcile(EmbouxMailCase):
+    """Import what exists only upstream, report the rest, delete nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param("emboux_mail.upstream_url", "http://upstream.invalid")
+        params.set_param("emboux_mail.upstream_token", "master-token-xyz")
+        cls.Event = cls.env["emboux.mail.sync.event"].sudo()
+        cls.Reconcile = cls.env["emboux.mail.reconcile"]
+        cls.tenant._emboux_tenant()
+        cls.key.sudo().with_context(emboux_sync_skip=True).write(
+            {"upstream_token": "tenant-token-0123456789"}
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.env.cr.precommit.clear()
+        self.upstream = FakeListingUpstream()
+        mixin = type(self.env["emboux.mail.sync.mixin"])
+        patcher = patch.object(
+            mixin,
+            "_emboux_sync_client",
+            lambda _s, token=None: self.upstream.as_token(token),
+        )
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.upstream.domains = [
+            {"id": 1, "name": "up.example"},
+            {"id": 2, "name": "orphan.example"},
+            {"id": 3, "name": "both.example"},
+        ]
+        self.upstream.owned = {"tenant-token-0123456789": {"up.example"}}
+        self.upstream.mailboxes = [
+            {"id": 1, "domain_id": 1, "email": "a@up.example"},
+            {"id": 2, "domain_id": 3, "email": "m@both.example"},
+        ]
+        self.upstream.aliases = [
+            {
+                "id": 1,
+                "domain_id": 1,
+                "source": "b@up.example",
+                "destination": "a@up.example",
+            },
+            {
+                "id": 2,
+                "domain_id": 3,
+                "source": "c@both.example",
+                "destination": "elsewhere@x.org",
+            },
+        ]
+
+    def local(self):
+        """What exists here before the run, delivered upstream already."""
+        self.make_domain("both.example")
+        self.make_domain("local.example")
+        self.Mailbox.create({"email": "m@both.example", "password": "pw-12345"})
+        self.Alias.create({"source": "c@both.example", "destination": "m@x.org"})
+        self.env.cr.precommit.run()
+        self.upstream.calls.clear()
+
+    def test_imports_upstream_only_without_sending_back(self):
+        self.local()
+        events_before = self.Event.search_count([])
+        run = self.Reconcile._emboux_reconcile()
+        self.env.cr.precommit.run()
+        self.assertEqual(run.state, "done")
+        self.assertEqual(
+            (run.imported_domains, run.imported_mailboxes, run.imported_aliases),
+            (2, 1, 1),
+        )
+        self.assertEqual(run.import_failures, 0, run.report)
+        up = self.Domain.search([("name", "=", "up.example")])
+        self.assertEqual(up.partner_id, self.tenant)
+        orphan = self.Domain.search([("name", "=", "orphan.example")])
+        self.assertTrue(orphan)
+        self.assertFalse(orphan.partner_id)
+        self.assertTrue(self.Mailbox.search([("email", "=", "a@up.example")]))
+        alias = self.Alias.search([("source", "=", "b@up.example")])
+        self.assertEqual(alias.destination, "a@up.example")
+        # nothing imported went back upstream
+        self.assertEqual(self.Event.search_count([]), events_before)
+        self.assertEqual(self.upstream.calls, [])
+
+    def test_reports_local_only_and_differences_deletes_nothing(self):
+        self.local()
+        run = self.Reconcile._emboux_reconcile()
+        self.assertEqual(run.local_only, 1)  # local.example
+        self.assertEqual(run.differences, 1)  # c@both.example's destination
+        self.assertIn("Domain local.example exists only here", run.report)
+        self.assertIn("Alias c@both.example: destination here m@x.org", run.report)
+        self.assertTrue(self.Domain.search([("name", "=", "local.example")]))
+        alias = self.Alias.search([("source", "=", "c@both.example")])
+        self.assertEqual(alias.destination, "m@x.org")
+        # a second run imports nothing more
+        again = self.Reconcile._emboux_reconcile()
+        self.assertEqual(
+            (again.imported_domains, again.imported_mailboxes, again.imported_aliases),
+            (0, 0, 0),
+        )
+        self.assertEqual(again.local_only, 1)
+
+    def test_unreadable_upstream_is_a_failed_run(self):
+        self.upstream.list_domains = lambda **kw: (_ for _ in ()).throw(
+            ec.EmbouxUnavailable("down")
+        )
+        run = self.Reconcile._emboux_reconcile()
+        self.assertEqual(run.state, "failed")
+        self.assertIn("down", run.report)
+
+    def test_cron_and_action(self):
+        self.env.ref(
+            "emboux_mail.ir_cron_emboux_mail_reconcile"
+        ).method_direct_trigger()
+        self.assertTrue(self.Reconcile.search([]))
+        action = self.Reconcile.action_reconcile()
+        self.assertEqual(action["res_model"], "emboux.mail.reconcile")

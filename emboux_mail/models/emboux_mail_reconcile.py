@@ -1,0 +1,265 @@
+"""Connected mode: import what exists only upstream, report the rest.
+
+A run reads the upstream lists (domains, mailboxes, aliases) with the
+master token, and each tenant key's own token (``upstream_token``) to learn
+which tenant owns a domain (``GET /domains/`` answers ``{id, name,
+created_at}`` only). What exists only upstream is created here with the
+context flag ``emboux_sync_skip``, so that the sync hooks do not send it
+back. What exists only here, or differs, is reported with counts on the
+run's record; nothing is ever deleted: an operator decides.
+"""
+
+import logging
+
+from odoo import api, fields, models
+
+from ..exceptions import EmbouxUserError
+from ..services import emboux_client as ec
+
+_logger = logging.getLogger(__name__)
+PAGE = 500
+
+
+def _all_items(lister, **kwargs):
+    """Every item of a paged list."""
+    items = []
+    while True:
+        page = lister(limit=PAGE, offset=len(items), **kwargs)
+        items.extend(page.items)
+        if not page.items or len(items) >= page.total:
+            return items
+
+
+class _Run:
+    """The comparison of one run: counts and report lines."""
+
+    def __init__(self, env):
+        self.env = env
+        self.lines = []
+        self.counts = dict.fromkeys(
+            (
+                "imported_domains",
+                "imported_mailboxes",
+                "imported_aliases",
+                "import_failures",
+                "local_only",
+                "differences",
+            ),
+            0,
+        )
+
+    def attempt(self, kind, label, create):
+        """Import one object in a savepoint; a refusal is reported."""
+        try:
+            with self.env.cr.savepoint():
+                create()
+            self.counts[f"imported_{kind}"] += 1
+            self.lines.append(f"Imported {label}")
+        except Exception as error:  # noqa: BLE001 - reported, the run goes on
+            self.counts["import_failures"] += 1
+            self.lines.append(f"Could not import {label}: {error}")
+
+    def local_only(self, label, keys):
+        for key in sorted(keys):
+            self.counts["local_only"] += 1
+            self.lines.append(f"{label} {key} exists only here")
+
+    def domains(self, upstream, owners):
+        Domain = self.env["emboux.mail.domain"]
+        Partner = self.env["res.partner"]
+        names = {item["name"] for item in upstream}
+        local = {d.name: d for d in Domain.search([])}
+        # parents before their subdomains
+        for name in sorted(names, key=lambda n: (n.count("."), n)):
+            ref = owners.get(name)
+            if name in local:
+                here = local[name].partner_id.emboux_partner_ref or None
+                if ref and here != ref:
+                    self.counts["differences"] += 1
+                    self.lines.append(
+                        f"Domain {name}: owner here {here or '-'}, upstream {ref}"
+                    )
+                continue
+            partner = Partner.search([("emboux_partner_ref", "=", ref)], limit=1)
+            vals = {"name": name, "partner_id": ref and partner.id or False}
+            self.attempt("domains", f"domain {name}", lambda v=vals: Domain.create(v))
+        self.local_only("Domain", set(local) - names)
+
+    def mailboxes(self, upstream):
+        Mailbox = self.env["emboux.mail.mailbox"]
+        emails = {item["email"] for item in upstream}
+        local = set(Mailbox.search([]).mapped("email"))
+        for email in sorted(emails - local):
+            self.attempt(
+                "mailboxes",
+                f"mailbox {email}",
+                lambda e=email: Mailbox.create({"email": e}),
+            )
+        self.local_only("Mailbox", local - emails)
+
+    def aliases(self, upstream):
+        Alias = self.env["emboux.mail.alias"]
+        local = {a.source: a for a in Alias.search([])}
+        for item in upstream:
+            source, destination = item["source"], item.get("destination")
+            here = local.get(source)
+            if here:
+                if destination and here.destination != destination:
+                    self.counts["differences"] += 1
+                    self.lines.append(
+                        f"Alias {source}: destination here {here.destination}, "
+                        f"upstream {destination}"
+                    )
+                continue
+            if not destination:
+                self.counts["import_failures"] += 1
+                self.lines.append(f"Could not import alias {source}: no destination")
+                continue
+            self.attempt(
+                "aliases",
+                f"alias {source}",
+                lambda s=source, d=destination: Alias.create(
+                    {"source": s, "destination": d}
+                ),
+            )
+        self.local_only("Alias", set(local) - {item["source"] for item in upstream})
+
+
+class EmbouxMailReconcile(models.Model):
+    """One run of the import and reconcile with the upstream EmBoux API."""
+
+    _name = "emboux.mail.reconcile"
+    _description = "Mail hosting: reconcile with the upstream API"
+    _order = "id desc"
+
+    name = fields.Char(default=lambda self: fields.Datetime.now(), readonly=True)
+    state = fields.Selection(
+        [("done", "Done"), ("failed", "Failed")], default="done", readonly=True
+    )
+    imported_domains = fields.Integer(readonly=True)
+    imported_mailboxes = fields.Integer(readonly=True)
+    imported_aliases = fields.Integer(readonly=True)
+    import_failures = fields.Integer(readonly=True)
+    local_only = fields.Integer(
+        readonly=True, help="Objects of this database unknown upstream."
+    )
+    differences = fields.Integer(
+        readonly=True, help="Objects on both sides whose data differ."
+    )
+    pending = fields.Integer(
+        readonly=True, help="Changes still waiting in the outbox during the run."
+    )
+    report = fields.Text(readonly=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company
+    )
+
+    # -- actions -----------------------------------------------------------------
+    @api.model
+    def action_reconcile(self):
+        """Run now (manager's action) and show the run's report."""
+        run = self._emboux_reconcile()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": run.id,
+            "view_mode": "form",
+            "target": "current",
+        }
+
+    @api.model
+    def _cron_reconcile(self):
+        if not self.env["emboux.mail.sync.mixin"]._emboux_sync_configured():
+            self.env["ir.cron"]._notify_progress(done=0, remaining=0)
+            return
+        run = self._emboux_reconcile(progress=True)
+        done = run.imported_domains + run.imported_mailboxes + run.imported_aliases
+        self.env["ir.cron"]._notify_progress(done=done, remaining=0)
+
+    # -- the run -------------------------------------------------------------------
+    @api.model
+    def _emboux_reconcile(self, progress=False):
+        mixin = self.env["emboux.mail.sync.mixin"]
+        if not mixin._emboux_sync_configured():
+            raise EmbouxUserError(
+                self.env._("No upstream EmBoux API is configured (Settings).")
+            )
+        keys = (
+            self.env["emboux.mail.api.key"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([])
+            .filtered("upstream_token")
+        )
+        client = mixin._emboux_sync_client()
+        try:
+            upstream_domains = _all_items(client.list_domains)
+            owners = self._emboux_upstream_owners(client, keys, progress)
+            mailboxes = _all_items(client.list_mailboxes)
+            aliases = _all_items(client.list_aliases)
+        except ec.EmbouxApiError as error:
+            _logger.warning("upstream reconcile: cannot read the upstream: %s", error)
+            return self.sudo().create(
+                {"state": "failed", "report": f"Cannot read the upstream: {error}"}
+            )
+        finally:
+            client.close()
+        env = (
+            self.sudo()
+            .with_context(
+                emboux_sync_skip=True,
+                tracking_disable=True,
+                mail_create_nolog=True,
+                mail_notrack=True,
+                active_test=False,
+            )
+            .env
+        )
+        pending = env["emboux.mail.sync.event"].search_count(
+            [("state", "=", "pending")]
+        )
+        run = _Run(env)
+        run.domains(upstream_domains, owners)
+        run.mailboxes(mailboxes)
+        run.aliases(aliases)
+        counts = run.counts
+        summary = (
+            "Imported {imported_domains} domains, {imported_mailboxes} mailboxes, "
+            "{imported_aliases} aliases ({import_failures} failed); "
+            "{local_only} only here, {differences} different".format(**counts)
+        )
+        if pending:
+            summary += f"; {pending} changes still in the outbox"
+        _logger.info("upstream reconcile: %s", summary)
+        return self.sudo().create(
+            dict(counts, pending=pending, report="\n".join([summary, *run.lines]))
+        )
+
+    @api.model
+    def _emboux_upstream_owners(self, master, keys, progress=False):
+        """``{domain name: partner_ref}`` from each tenant key's own list."""
+        owners = {}
+        keys = keys.filtered("partner_ref")
+        for index, key in enumerate(keys):
+            ref = key.partner_ref
+            client = self.env["emboux.mail.sync.mixin"]._emboux_sync_client(
+                token=key.upstream_token
+            )
+            try:
+                for item in _all_items(client.list_domains):
+                    owners.setdefault(item["name"], ref)
+            except ec.EmbouxForbidden:
+                _logger.info("upstream reconcile: key of %s refused", ref)
+            finally:
+                client.close()
+            _logger.info(
+                "upstream reconcile: tenant %s read (%s/%s)",
+                ref,
+                index + 1,
+                len(keys),
+            )
+            if progress:
+                self.env["ir.cron"]._notify_progress(
+                    done=index + 1, remaining=len(keys) - index - 1
+                )
+        return owners

@@ -1,0 +1,143 @@
+"""A loopback HTTP proxy that injects faults between two servers.
+
+One request per connection (the request is forwarded with ``Connection:
+close``). For each request, with probability ``rate`` (drawn from a seeded
+``random.Random``), one fault among:
+
+* ``502``: answers 502 Bad Gateway without forwarding;
+* ``timeout``: holds the connection ``hold`` seconds without forwarding,
+  then closes it (longer than the client's timeout);
+* ``reset``: closes the connection with a TCP reset, without forwarding;
+* ``lost``: forwards to the target, reads its whole answer (the target
+  applied the request), then resets the client's connection.
+
+``counts`` tells how many requests saw each outcome (``ok`` included).
+"""
+
+import random
+import socket
+import socketserver
+import struct
+import threading
+import time
+
+FAULTS = ("502", "timeout", "reset", "lost")
+
+
+def _reset(sock):
+    """Close ``sock`` with a TCP RST (SO_LINGER 0)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        sock.close()
+
+
+def _read_request(sock):
+    """The raw head and body of one HTTP request, or None."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
+
+
+def _close_head(head):
+    """``head`` with ``Connection: close`` instead of any keep-alive."""
+    lines = [
+        line
+        for line in head.split(b"\r\n")
+        if line.split(b":")[0].strip().lower() not in (b"connection", b"keep-alive")
+    ]
+    return b"\r\n".join([*lines, b"Connection: close"])
+
+
+class FaultProxy:
+    def __init__(self, target_host, target_port, rate=0.2, seed=1, hold=3.0):
+        self.target = (target_host, target_port)
+        self.rate = rate
+        self.hold = hold
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(("ok", *FAULTS), 0)
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                proxy._handle(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def _choose(self):
+        with self.lock:
+            fault = "ok"
+            if self.random.random() < self.rate:
+                fault = self.random.choice(FAULTS)
+            self.counts[fault] += 1
+            return fault
+
+    def _forward(self, head, body):
+        with socket.create_connection(self.target, timeout=60) as upstream:
+            upstream.sendall(_close_head(head) + b"\r\n\r\n" + body)
+            answer = b""
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    return answer
+                answer += chunk
+
+    def _handle(self, client):
+        client.settimeout(60)
+        request = _read_request(client)
+        if request is None:
+            client.close()
+            return
+        fault = self._choose()
+        if fault == "502":
+            client.sendall(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Gateway"
+            )
+            client.close()
+        elif fault == "timeout":
+            time.sleep(self.hold)
+            client.close()
+        elif fault == "reset":
+            _reset(client)
+        elif fault == "lost":
+            self._forward(*request)
+            _reset(client)
+        else:
+            client.sendall(self._forward(*request))
+            client.close()
