@@ -8,6 +8,7 @@ import time
 import pytest
 from api_client import Api
 from fault_proxy import FAULTS, FaultProxy
+from passlib.hash import sha512_crypt
 from rpc import OdooRpc, RpcError
 
 
@@ -19,67 +20,271 @@ def servers(run_server):
     rpc = OdooRpc(a.url, a.db)
     rpc.call("ir.config_parameter", "set_param", "emboux_mail.upstream_url", b.url)
     rpc.call("ir.config_parameter", "set_param", "emboux_mail.upstream_token", token)
-    return rpc, Api(b.url, token)
+    return rpc, Api(b.url, token), b
 
 
 def names(api, path, field):
     return {item[field] for item in api.ok("GET", path)}
 
 
-def test_changes_reach_upstream(servers):
-    rpc, b = servers
+class Upstream:
+    """B seen from outside: its REST API (master token), its ORM over
+    JSON-RPC, and its database (the stored password hashes)."""
+
+    def __init__(self, api, server, cluster):
+        self.api = api
+        self.rpc = OdooRpc(server.url, server.db)
+        self.server = server
+        self.cluster = cluster
+
+    def domain(self, name):
+        """B's domain record: owner's reference, parent, flags."""
+        [domain] = self.rpc.call(
+            "emboux.mail.domain",
+            "search_read",
+            [("name", "=", name)],
+            fields=["partner_id", "parent_id", "is_wildcard", "verified", "suspended"],
+        )
+        ref = False
+        if domain["partner_id"]:
+            [partner] = self.rpc.call(
+                "res.partner",
+                "read",
+                [domain["partner_id"][0]],
+                ["emboux_partner_ref"],
+            )
+            ref = partner["emboux_partner_ref"]
+        return {
+            "owner": ref,
+            "parent": domain["parent_id"] and domain["parent_id"][1],
+            "is_wildcard": domain["is_wildcard"],
+            "verified": domain["verified"],
+            "suspended": domain["suspended"],
+        }
+
+    def domain_names(self):
+        return names(self.api, "/domains/", "name")
+
+    def mailboxes(self, domain_name):
+        [domain_id] = [
+            d["id"] for d in self.api.ok("GET", "/domains/") if d["name"] == domain_name
+        ]
+        return names(self.api, f"/users/?domain_id={domain_id}", "email")
+
+    def aliases(self):
+        """B's aliases of this test's domains (B holds demo records too)."""
+        return {
+            a["source"]: a["destination"]
+            for a in self.api.ok("GET", "/aliases/")
+            if a["source"].endswith("wild.example")
+        }
+
+    def usage(self, token):
+        usage = self.api.ok("GET", f"/api-keys/{token}/usage")
+        return usage["partner_ref"], usage["domains_used"]
+
+    def password_is(self, email, password):
+        stored = self.cluster.psql(
+            f"SELECT password_hash FROM emboux_mail_mailbox WHERE email = '{email}'",
+            dbname=self.server.db,
+        )
+        assert stored.startswith("{SHA512-CRYPT}"), stored
+        return sha512_crypt.verify(password, stored.removeprefix("{SHA512-CRYPT}"))
+
+
+def a_domain(rpc, name):
+    [domain] = rpc.call(
+        "emboux.mail.domain",
+        "search_read",
+        [("name", "=", name)],
+        fields=[
+            "partner_ref",
+            "parent_id",
+            "is_wildcard",
+            "verified",
+            "provider",
+            "suspended",
+            "sync_state",
+        ],
+    )
+    return domain
+
+
+def same_domain(rpc, up, name):
+    """A's domain and B's hold the same owner, parent and flags."""
+    mine, theirs = a_domain(rpc, name), up.domain(name)
+    assert mine["sync_state"] == "synced", mine
+    assert theirs == {
+        "owner": mine["partner_ref"],
+        "parent": mine["parent_id"] and mine["parent_id"][1],
+        "is_wildcard": mine["is_wildcard"],
+        "verified": mine["verified"],
+        "suspended": mine["suspended"],
+    }
+    return theirs
+
+
+def test_changes_reach_upstream(servers, cluster):
+    rpc, b, b_server = servers
+    up = Upstream(b, b_server, cluster)
     plan = rpc.call(
         "emboux.mail.plan",
         "create",
-        {"name": "Sync", "domains_allowed": 1, "mailboxes_per_domain": 2},
+        {"name": "Sync", "domains_allowed": 3, "mailboxes_per_domain": 3},
     )
-    tenant = rpc.call(
-        "res.partner",
-        "create",
-        {"name": "Sync Co", "is_company": True, "emboux_plan_id": plan},
-    )
-    key_token = "emb_tenant_" + secrets.token_urlsafe(16)
-    key = rpc.call(
-        "emboux.mail.api.key", "create", {"partner_id": tenant, "token": key_token}
-    )
-    usage = b.ok("GET", f"/api-keys/{key_token}/usage")
-    assert usage is not None
+    # -- two tenants with their keys: B knows each key's tenant --------------
+    tenants, tokens, keys = [], [], []
+    for name in ("Sync Co", "Other Co"):
+        tenant = rpc.call(
+            "res.partner",
+            "create",
+            {"name": name, "is_company": True, "emboux_plan_id": plan},
+        )
+        token = "emb_tenant_" + secrets.token_urlsafe(16)
+        keys.append(
+            rpc.call(
+                "emboux.mail.api.key",
+                "create",
+                {"partner_id": tenant, "token": token},
+            )
+        )
+        tenants.append(tenant)
+        tokens.append(token)
+    refs = [
+        p["emboux_partner_ref"]
+        for p in rpc.call("res.partner", "read", tenants, ["emboux_partner_ref"])
+    ]
+    assert all(refs) and refs[0] != refs[1]
+    assert [up.usage(t) for t in tokens] == [(refs[0], 0), (refs[1], 0)]
 
-    domain = rpc.call(
-        "emboux.mail.domain", "create", {"name": "sync.example", "partner_id": tenant}
-    )
-    assert "sync.example" in names(b, "/domains/", "name")
-    mailbox = rpc.call(
-        "emboux.mail.mailbox",
+    # -- a domain, made a wildcard parent through A ----------------------------
+    wild = rpc.call(
+        "emboux.mail.domain",
         "create",
-        {"email": "a@sync.example", "password": "first-pass-1"},
+        {"name": "wild.example", "partner_id": tenants[0]},
     )
-    assert "a@sync.example" in names(b, "/users/", "email")
-    rpc.call(
-        "emboux.mail.alias",
-        "create",
-        {"source": "b@sync.example", "destination": "a@sync.example"},
+    assert "wild.example" in up.domain_names()
+    assert same_domain(rpc, up, "wild.example")["owner"] == refs[0]
+    rpc.call("emboux.mail.domain", "write", [wild], {"is_wildcard": True})
+    assert same_domain(rpc, up, "wild.example")["is_wildcard"] is True
+    # the provider verifies the parent (on B, and A learns it)
+    up.rpc.call(
+        "emboux.mail.domain",
+        "write",
+        up.rpc.call("emboux.mail.domain", "search", [("name", "=", "wild.example")]),
+        {"verified": True, "provider": "acme-mail"},
     )
-    assert "b@sync.example" in names(b, "/aliases/", "source")
-    rpc.call("emboux.mail.mailbox", "write", [mailbox], {"password": "second-pass-2"})
-    rpc.call("emboux.mail.domain", "write", [domain], {"suspended": True})
-    # suspending again upstream answers the same state
-    assert b.ok("PUT", "/domains/sync.example/suspend")["suspended"] is True
+    rpc.call("emboux.mail.domain", "write", [wild], {"verified": True})
+    same_domain(rpc, up, "wild.example")
 
-    # B's quota refusal (1 domain) reaches A's user with B's detail
+    # -- its subdomain: created, linked and registered on B, B's answer kept on A
+    sub = rpc.call(
+        "emboux.mail.domain",
+        "create",
+        {"name": "sub.wild.example", "partner_id": tenants[0]},
+    )
+    linked = same_domain(rpc, up, "sub.wild.example")
+    assert linked["parent"] == "wild.example" and linked["verified"] is True
+    assert a_domain(rpc, "sub.wild.example")["provider"] == "acme-mail"
+    assert [up.usage(t) for t in tokens] == [(refs[0], 2), (refs[1], 0)]
+
+    # -- B's quota refusals reach A's user with B's own message ---------------
+    # (B is stricter than A: A's own rules let these changes through)
+    b.ok("PUT", f"/api-keys/{tokens[0]}", {"domains_allowed": 2})
     with pytest.raises(RpcError) as refused:
         rpc.call(
             "emboux.mail.domain",
             "create",
-            {"name": "second.example", "partner_id": tenant},
+            {"name": "third.example", "partner_id": tenants[0]},
         )
-    assert "quota exceeded" in str(refused.value)
-    assert "second.example" not in names(b, "/domains/", "name")
+    assert str(refused.value) == "Upstream EmBoux API: Domain quota exceeded: 2/2"
+    assert "third.example" not in up.domain_names()
+    assert not rpc.call(
+        "emboux.mail.domain", "search", [("name", "=", "third.example")]
+    )
 
-    rpc.call("emboux.mail.domain", "unlink", [domain])
-    assert "sync.example" not in names(b, "/domains/", "name")
-    rpc.call("emboux.mail.api.key", "unlink", [key])
-    assert b("GET", f"/api-keys/{key_token}/usage").status_code == 404
+    # -- mailboxes, and a password change B's stored hash verifies -------------
+    mailbox = rpc.call(
+        "emboux.mail.mailbox",
+        "create",
+        {"email": "a@wild.example", "password": "first-pass-1"},
+    )
+    rpc.call(
+        "emboux.mail.mailbox",
+        "create",
+        {"email": "c@wild.example", "password": "other-pass-3"},
+    )
+    assert up.mailboxes("wild.example") == {"a@wild.example", "c@wild.example"}
+    assert up.password_is("a@wild.example", "first-pass-1")
+    rpc.call("emboux.mail.mailbox", "write", [mailbox], {"password": "second-pass-2"})
+    assert up.password_is("a@wild.example", "second-pass-2")
+    assert not up.password_is("a@wild.example", "first-pass-1")
+    assert up.password_is("c@wild.example", "other-pass-3")
+    b.ok("PUT", f"/api-keys/{tokens[0]}", {"mailboxes_per_domain": 2})
+    with pytest.raises(RpcError) as refused:
+        rpc.call(
+            "emboux.mail.mailbox",
+            "create",
+            {"email": "d@wild.example", "password": "fourth-pass-4"},
+        )
+    assert str(refused.value).startswith("Upstream EmBoux API: ")
+    assert "quota exceeded" in str(refused.value).lower()
+    assert up.mailboxes("wild.example") == {"a@wild.example", "c@wild.example"}
+
+    # -- aliases: the same source and destination on both ---------------------
+    alias = rpc.call(
+        "emboux.mail.alias",
+        "create",
+        {"source": "b@wild.example", "destination": "a@wild.example"},
+    )
+
+    def a_aliases():
+        return {
+            a["source"]: a["destination"]
+            for a in rpc.call(
+                "emboux.mail.alias",
+                "search_read",
+                [("source", "like", "%wild.example")],
+                fields=["source", "destination"],
+            )
+        }
+
+    assert up.aliases() == a_aliases() == {"b@wild.example": "a@wild.example"}
+    rpc.call("emboux.mail.alias", "write", [alias], {"destination": "x@other.org"})
+    assert up.aliases() == a_aliases() == {"b@wild.example": "x@other.org"}
+
+    # -- suspend, activate ------------------------------------------------------
+    rpc.call("emboux.mail.domain", "write", [wild], {"suspended": True})
+    assert same_domain(rpc, up, "wild.example")["suspended"] is True
+    rpc.call("emboux.mail.domain", "write", [wild], {"suspended": False})
+    assert same_domain(rpc, up, "wild.example")["suspended"] is False
+    rpc.call("emboux.mail.domain", "write", [wild], {"suspended": True})
+    assert same_domain(rpc, up, "wild.example")["suspended"] is True
+
+    # -- an owner transfer: B moves the domain and both tenants' counts ----------
+    rpc.call("emboux.mail.domain", "write", [sub], {"partner_id": tenants[1]})
+    assert same_domain(rpc, up, "sub.wild.example")["owner"] == refs[1]
+    assert [up.usage(t) for t in tokens] == [(refs[0], 1), (refs[1], 1)]
+
+    # -- delete: gone on B with its mailboxes and aliases ------------------------
+    rpc.call("emboux.mail.domain", "unlink", [wild])
+    assert up.domain_names() & {"wild.example", "sub.wild.example"} == {
+        "sub.wild.example"
+    }
+    assert not any(
+        email.endswith("@wild.example") for email in names(b, "/users/", "email")
+    )
+    assert up.aliases() == a_aliases() == {}
+    # the subdomain stays, without its parent, on both
+    assert same_domain(rpc, up, "sub.wild.example")["parent"] is False
+    assert [up.usage(t) for t in tokens] == [(refs[0], 0), (refs[1], 1)]
+    rpc.call("emboux.mail.domain", "unlink", [sub])
+    assert "sub.wild.example" not in up.domain_names()
+    rpc.call("emboux.mail.api.key", "unlink", keys)
+    for token in tokens:
+        assert b("GET", f"/api-keys/{token}/usage").status_code == 404
+    # nothing of it waits or failed in A's outbox
+    assert not rpc.call("emboux.mail.sync.event", "search", [("state", "!=", "done")])
 
 
 # -- fault injection -------------------------------------------------------------
@@ -185,7 +390,7 @@ def xmlid_res_id(rpc, name):
 
 
 def test_fault_injection_converges(servers):
-    rpc, b = servers
+    rpc, b, _b_server = servers
     b_host, b_port = b.base_url.split("//")[1].rsplit(":", 1)
     rnd = random.Random(SEED)
     plan = rpc.call(

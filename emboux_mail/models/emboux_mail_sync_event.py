@@ -14,6 +14,7 @@ from ..exceptions import (
 )
 from ..services import emboux_client as ec
 from ..services import hashing
+from .emboux_mail_reconcile import _all_items
 
 _logger = logging.getLogger(__name__)
 
@@ -188,7 +189,9 @@ class EmbouxMailSyncEvent(models.Model):
         except ec.EmbouxBadRequest as error:
             if op not in CREATES or "already exists" not in str(error.detail):
                 raise
-            if not self._emboux_receipt_has():
+            if not self._emboux_receipt_has() and not self._emboux_upstream_match(
+                client
+            ):
                 raise
             # our own object, created by an earlier try of this change:
             # make it match what this change asks for
@@ -202,6 +205,73 @@ class EmbouxMailSyncEvent(models.Model):
             if op in DELETES:
                 return None  # already gone: the state matches
             raise
+
+    def _emboux_upstream_match(self, client):
+        """For a create replayed from the outbox that met "already exists"
+        without a receipt (the answer to an earlier try was lost, so no
+        receipt was written): True when the upstream object is exactly the
+        one this change asks for, owned by the same tenant (read with that
+        tenant's own key). Anything else stays a refusal."""
+        if not self.attempts:  # not a replay from the outbox
+            return False
+        p = self.payload or {}
+        try:
+            if self.operation == "key_create":
+                usage = client.api_key_usage(self.sudo().upstream_token)
+                return bool(p.get("partner_ref")) and (
+                    usage.get("partner_ref") == p["partner_ref"]
+                )
+            if self.operation == "domain_create":
+                return self._emboux_upstream_owned(p["name"], p.get("partner_ref"))
+            if self.operation == "alias_create":
+                record = self._emboux_record()
+                domain = next(
+                    (
+                        d
+                        for d in _all_items(client.list_domains)
+                        if d["name"] == p["domain_name"]
+                    ),
+                    None,
+                )
+                if not record or not domain:
+                    return False
+                aliases = _all_items(client.list_aliases, domain_id=domain["id"])
+                if (p["source"], p["destination"]) not in {
+                    (a["source"], a["destination"]) for a in aliases
+                }:
+                    return False
+                return self._emboux_upstream_owned(
+                    p["domain_name"], record.domain_id.partner_ref
+                )
+        except ec.EmbouxApiError as error:
+            _logger.info("sync %s: cannot compare upstream: %s", self.name, error)
+        return False  # mailbox_create: its password cannot be compared
+
+    def _emboux_upstream_owned(self, domain_name, partner_ref):
+        """Does the tenant ``partner_ref`` own ``domain_name`` upstream? Asked
+        with each of the tenant's own keys (an orphan cannot be proven ours)."""
+        if not partner_ref:
+            return False
+        keys = (
+            self.env["emboux.mail.api.key"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("partner_id.emboux_partner_ref", "=", partner_ref)])
+            .filtered("upstream_token")
+        )
+        mixin = self.env["emboux.mail.sync.mixin"]
+        for key in keys:
+            client = mixin._emboux_sync_client(token=key.upstream_token)
+            try:
+                if any(
+                    d["name"] == domain_name for d in _all_items(client.list_domains)
+                ):
+                    return True
+            except ec.EmbouxApiError:
+                continue
+            finally:
+                client.close()
+        return False
 
     def _emboux_deliver(self, client, secret=None):
         """Send this change; on success mark it and its record done."""

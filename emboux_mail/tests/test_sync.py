@@ -324,6 +324,46 @@ class TestReconcile(EmbouxMailCase):
         self.assertEqual(self.Event.search_count([]), events_before)
         self.assertEqual(self.upstream.calls, [])
 
+    def test_lost_create_answer_is_adopted_when_exactly_ours(self):
+        """The upstream applied creates whose answers were lost (no receipt):
+        the outbox's retries meet "already exists". The same object, owned by
+        the same tenant (its own key's list), is ours; anything else stays
+        a refusal."""
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("lost")
+        self.make_domain("up.example")  # upstream: owned by the tenant
+        self.make_domain("orphan.example")  # upstream: owned by nobody
+        # upstream: another tenant's
+        self.upstream.domains.append({"id": 4, "name": "theirs.example"})
+        self.make_domain("theirs.example")
+        self.Alias.create({"source": "b@up.example", "destination": "a@up.example"})
+        self.upstream.aliases.append(
+            {
+                "id": 3,
+                "domain_id": 1,
+                "source": "c@up.example",
+                "destination": "elsewhere@x.org",
+            }
+        )
+        self.Alias.create({"source": "c@up.example", "destination": "m@x.org"})
+        self.env.cr.precommit.run()
+        events = self.Event.search([("state", "=", "pending")], order="id")
+        self.assertEqual(len(events), 5)
+        events.write({"attempts": 1})  # each tried once, its answer lost
+        exists = ec.EmbouxBadRequest("400", 400, "already exists")
+        self.upstream.fail = {"create_domain": exists, "create_alias": exists}
+        events.action_retry()
+        self.Event._cron_deliver()
+        self.assertEqual(
+            [(e.name, e.state) for e in events],
+            [
+                ("up.example", "done"),
+                ("orphan.example", "error"),
+                ("theirs.example", "error"),
+                ("b@up.example", "done"),
+                ("c@up.example", "error"),  # another destination
+            ],
+        )
+
     def test_reports_local_only_and_differences_deletes_nothing(self):
         self.local()
         run = self.Reconcile._emboux_reconcile()
