@@ -46,3 +46,22 @@ ZONE_RECORDS = (
 
 DKIM_PUBLISHED = f'{SELECTOR}._domainkey.nodkim TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqG"\n'
 """The record the nodkim customer publishes later."""
+
+
+def use_test_zones(rpc, dns_server, **extra):
+    """Point an Odoo server's DNS checks (over JSON-RPC) at the Knot server
+    and at what the test zones publish."""
+    settings = {
+        "nameservers": "127.0.0.1",
+        "port": dns_server.port,
+        "timeout": 0.5,
+        "lifetime": 1.0,
+        "mx_hosts": MX,
+        "spf_include": SPF,
+        "dkim_selector": SELECTOR,
+        **extra,
+    }
+    for key, value in settings.items():
+        rpc.call(
+            "ir.config_parameter", "set_param", f"emboux_mail.dns_{key}", str(value)
+        )

@@ -17,20 +17,7 @@ def server(run_server, dns_server):
     master_token = secrets.token_urlsafe(24)
     server = run_server("dns", env={"EMBOUX_API_KEY": master_token})
     rpc = OdooRpc(server.url, server.db)
-    settings = {
-        "nameservers": "127.0.0.1",
-        "port": dns_server.port,
-        "timeout": 0.5,
-        "lifetime": 1.0,
-        "mx_hosts": dns_zones.MX,
-        "spf_include": dns_zones.SPF,
-        "dkim_selector": dns_zones.SELECTOR,
-        "batch_size": 2,
-    }
-    for key, value in settings.items():
-        rpc.call(
-            "ir.config_parameter", "set_param", f"emboux_mail.dns_{key}", str(value)
-        )
+    dns_zones.use_test_zones(rpc, dns_server, batch_size=2)
     # the demo domains are not in the test zones: mark them checked
     demo = rpc.call("emboux.mail.domain", "search", [])
     rpc.call(

@@ -68,19 +68,7 @@ def api(run_server, dns_server):
     master_token = "emb_master_" + secrets.token_urlsafe(24)
     server = run_server("client", env={"EMBOUX_API_KEY": master_token})
     rpc = OdooRpc(server.url, server.db)
-    settings = {
-        "nameservers": "127.0.0.1",
-        "port": dns_server.port,
-        "timeout": 0.5,
-        "lifetime": 1.0,
-        "mx_hosts": dns_zones.MX,
-        "spf_include": dns_zones.SPF,
-        "dkim_selector": dns_zones.SELECTOR,
-    }
-    for key, value in settings.items():
-        rpc.call(
-            "ir.config_parameter", "set_param", f"emboux_mail.dns_{key}", str(value)
-        )
+    dns_zones.use_test_zones(rpc, dns_server)
     clients = [ec.EmbouxClient(server.url, master_token)]
 
     def tenant(ref, **quotas):

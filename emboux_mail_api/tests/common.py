@@ -52,6 +52,17 @@ USAGE_KEYS = {
 JSON = {"Content-Type": "application/json"}
 
 
+# the register-subdomain answer of the seed page's example
+SEED_REGISTRATION = {
+    "name": "client1.example.com",
+    "verification_token": "",
+    "dkim_tokens": [],
+    "verified": True,
+    "dns_records": [],
+    "provider": "mailgun",
+}
+
+
 @tagged("post_install", "-at_install")
 class EmbouxApiCase(HttpCase):
     """Base of every REST API test."""

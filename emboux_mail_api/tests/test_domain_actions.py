@@ -3,7 +3,7 @@ suspend and activate."""
 
 import dns.exception
 
-from .common import EmbouxApiCase
+from .common import SEED_REGISTRATION, EmbouxApiCase
 
 REGISTRATION_KEYS = {
     "name",
@@ -36,14 +36,7 @@ class TestDomainActions(EmbouxApiCase):
         self.assertEqual(response.status_code, 200, response.text)
         self.assertEqual(
             response.json(),
-            {
-                "name": "client1.example.com",
-                "verification_token": "",
-                "dkim_tokens": [],
-                "verified": True,
-                "dns_records": [],
-                "provider": "mailgun",
-            },
+            SEED_REGISTRATION,
         )
 
     def test_register_subdomain_errors(self):
