@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting",
     "summary": "Your customers' mail domains, mailboxes and aliases, "
     "optionally synced with an EmBoux API",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",
@@ -13,7 +13,15 @@
     "application": True,
     "installable": True,
     "depends": ["mail", "portal"],
-    "external_dependencies": {"python": ["requests", "dnspython", "passlib"]},
+    "external_dependencies": {
+        "python": [
+            "requests",
+            "dnspython",
+            "passlib",
+            "publicsuffixlist",
+            "cryptography",
+        ]
+    },
     "data": [
         "security/emboux_mail_security.xml",
         "security/ir.model.access.csv",
@@ -31,6 +39,7 @@
         "views/emboux_mail_menus.xml",
         "views/emboux_mail_sync_event_views.xml",
         "views/emboux_mail_reconcile_views.xml",
+        "views/emboux_mail_security_log_views.xml",
         "security/emboux_mail_portal_security.xml",
         "views/portal_templates.xml",
         "data/ir_cron_data.xml",

@@ -12,12 +12,14 @@ from odoo.exceptions import UserError, ValidationError
 
 
 class EmbouxValidationError(ValidationError):
-    """Bad input: an invalid name (422), a duplicate or a mismatch (400)."""
+    """Bad input: an invalid name (422), a duplicate or a mismatch (400).
+    ``field`` names the input at fault, for the API's 422 location."""
 
-    def __init__(self, message, detail=None, status=400):
+    def __init__(self, message, detail=None, status=400, field=None):
         super().__init__(message)
         self.detail = detail or message
         self.status = status
+        self.field = field
         self.context = {"exception_class": "odoo.exceptions.ValidationError"}
 
 
@@ -50,3 +52,11 @@ class EmbouxForbidden(EmbouxUserError):
 
     def __init__(self, message, detail):
         super().__init__(message, detail=detail, status=403)
+
+
+class EmbouxTooManyRequests(EmbouxUserError):
+    """Throttled (429): try again after ``retry_after`` seconds."""
+
+    def __init__(self, message, detail, retry_after):
+        super().__init__(message, detail=detail, status=429)
+        self.retry_after = retry_after

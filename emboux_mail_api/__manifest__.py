@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting REST API",
     "summary": "Serve the EmBoux REST API from this database: Odoo as the "
     "mail-hosting backend",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",
@@ -14,8 +14,8 @@
     "depends": ["emboux_mail"],
     "external_dependencies": {"python": ["requests", "dnspython", "passlib"]},
     "data": [
-        "security/ir.model.access.csv",
         "security/emboux_mail_api_security.xml",
+        "security/ir.model.access.csv",
         "views/emboux_mail_api_usage_views.xml",
     ],
 }

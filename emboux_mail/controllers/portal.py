@@ -23,9 +23,8 @@ from odoo.http import request
 from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-from ..services import dns_checker, hashing
+from ..services import dns_checker
 
-PASSWORD_MIN_LENGTH = 10
 NAME_MAX_LENGTH = 100
 DNS_STATE_BADGES = {
     "ok": "text-bg-success",
@@ -77,7 +76,9 @@ class EmbouxMailPortal(CustomerPortal):
         return request.env.user.commercial_partner_id
 
     def _emboux_scope(self):
-        return [("partner_id", "child_of", self._emboux_tenant().ids)]
+        # "=", as the record rules and the REST API: a subsidiary that is a
+        # tenant of its own is not part of its parent's hosting
+        return [("partner_id", "=", self._emboux_tenant().id)]
 
     def _emboux_key_scope(self):
         return [*self._emboux_scope(), ("is_master", "=", False)]
@@ -122,41 +123,14 @@ class EmbouxMailPortal(CustomerPortal):
             return None, (error.args[0], getattr(error, "status", 400))
 
     @staticmethod
-    def _emboux_suspended_error(domain):
-        if not domain.suspended:
-            return None
-        message = request.env._(
-            "The domain %(domain)s is suspended: its mailboxes and aliases cannot "
-            "be changed. Please contact us to reactivate it.",
-            domain=domain.name,
-        )
-        return message, 403
-
-    @staticmethod
-    def _emboux_password_error(password, confirm, email):
-        """Why a typed password is refused, or None. The password is never
-        part of the message."""
+    def _emboux_password_error(password, confirm):
+        """Why a typed password cannot be used, or None; the policy itself
+        is the mailbox model's (refused in ``_emboux_attempt``)."""
         env = request.env
         if not password:
             return env._("Type a password twice, or let us generate one."), 422
         if password != confirm:
             return env._("The two passwords are not the same."), 422
-        strong = (
-            len(password) >= PASSWORD_MIN_LENGTH
-            and any(char.isalpha() for char in password)
-            and any(char.isdigit() for char in password)
-        )
-        if not strong:
-            message = env._(
-                "The password is too weak: use at least %(length)s characters, "
-                "with letters and digits.",
-                length=PASSWORD_MIN_LENGTH,
-            )
-            return message, 422
-        local_part = email.partition("@")[0].lower()
-        if len(local_part) >= 3 and local_part in password.lower():
-            message = env._("The password must not contain the mailbox's name.")
-            return message, 422
         return None
 
     @staticmethod
@@ -164,15 +138,18 @@ class EmbouxMailPortal(CustomerPortal):
         title = request.env._("The password of %(email)s", email=mailbox.email)
         return {"title": title, "value": password}
 
-    def _emboux_new_password(self, post, email):
+    def _emboux_new_password(self, post):
         """``(password, generated, error)`` from a password form."""
         if post.get("generate"):
-            return hashing.generate_password(), True, None
+            Mailbox = request.env["emboux.mail.mailbox"].sudo()
+            return Mailbox._emboux_generate_password(), True, None
         password = post.get("password") or ""
-        error = self._emboux_password_error(
-            password, post.get("password_confirm") or "", email
-        )
+        error = self._emboux_password_error(password, post.get("password_confirm"))
         return password, False, error
+
+    @staticmethod
+    def _emboux_password_min():
+        return request.env["emboux.mail.mailbox"].sudo()._emboux_password_min_length()
 
     @staticmethod
     def _emboux_render(template, values, error=None, secret=None):
@@ -193,6 +170,9 @@ class EmbouxMailPortal(CustomerPortal):
         website=True,
     )
     def portal_my_email(self, page=1, **kw):
+        return self._emboux_render_domains(page)
+
+    def _emboux_render_domains(self, page=1, error=None, form=None):
         Domain = request.env["emboux.mail.domain"]
         domain_filter = self._emboux_scope()
         pager = portal_pager(
@@ -220,8 +200,62 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_domains=domains,
             emboux_limits=limits,
             emboux_dns_badges=DNS_STATE_BADGES,
+            emboux_done=None,
+            emboux_form=form or {},
         )
-        return request.render("emboux_mail.portal_my_email_domains", values)
+        return self._emboux_render("emboux_mail.portal_my_email_domains", values, error)
+
+    @http.route(
+        "/my/email/domain/new",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_domain_create(self, **post):
+        """Add a domain of the user's company: it starts unverified, and the
+        domain's page shows the record that proves control of it."""
+        name = (post.get("name") or "").strip()
+        tenant = self._emboux_tenant()
+        if not tenant.emboux_partner_ref:
+            error = request.env._(
+                "Your account has no mail hosting: it cannot have domains."
+            )
+            return self._emboux_render_domains(error=(error, 403), form=post)
+        Domain = request.env["emboux.mail.domain"].sudo()
+        domain, error = self._emboux_attempt(
+            lambda: Domain._emboux_create_for_customer(tenant, name)
+        )
+        if error:
+            return self._emboux_render_domains(error=error, form={"name": name})
+        return request.redirect(f"/my/email/domain/{domain.id}?done=domain_created")
+
+    @http.route(
+        "/my/email/domain/<int:domain_id>/verify",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_domain_verify(self, domain_id, **post):
+        domain = self._emboux_domain(domain_id)
+        results, error = self._emboux_attempt(lambda: domain.sudo()._emboux_verify())
+        if error:
+            return self._emboux_render_domain(domain, error=error)
+        if domain.verified:
+            done = request.env._("%(domain)s is verified.", domain=domain.name)
+            return self._emboux_render_domain(domain, done=done)
+        record = results.get(domain.sudo())
+        error = request.env._(
+            "The TXT record was not found yet (%(status)s). DNS changes can take a "
+            "while to show: try again later, we also look for it regularly.",
+            status=dict(
+                domain._fields["verification_status"]._description_selection(
+                    request.env
+                )
+            ).get(record.status if record else "", "-"),
+        )
+        return self._emboux_render_domain(domain, error=(error, 200))
 
     @http.route(
         "/my/email/domain/<int:domain_id>",
@@ -257,7 +291,7 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_dns_records=self._emboux_dns_rows(domain),
             emboux_dns_badges=DNS_STATE_BADGES,
             emboux_record_badges=RECORD_STATUS_BADGES,
-            emboux_password_min=PASSWORD_MIN_LENGTH,
+            emboux_password_min=self._emboux_password_min(),
             emboux_done=done,
             emboux_form=form or {},
         )
@@ -329,6 +363,9 @@ class EmbouxMailPortal(CustomerPortal):
                 return None
             return env._("Alias %(address)s created.", address=alias.source)
         messages = {
+            "domain_created": env._(
+                "Domain added. Publish the TXT record below to verify it."
+            ),
             "mailbox_deleted": env._("The mailbox was deleted."),
             "alias_deleted": env._("The alias was deleted."),
             "key_revoked": env._("The API key was revoked."),
@@ -349,11 +386,8 @@ class EmbouxMailPortal(CustomerPortal):
         if local_part.lower().endswith("@" + domain.name):
             local_part = local_part[: -len(domain.name) - 1]
         form = {"local_part": local_part}
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
         email = f"{local_part}@{domain.name}"
-        password, generated, error = self._emboux_new_password(post, email)
+        password, generated, error = self._emboux_new_password(post)
         if error:
             return self._emboux_render_domain(domain, error=error, form=form)
         Mailbox = request.env["emboux.mail.mailbox"].sudo()
@@ -375,13 +409,10 @@ class EmbouxMailPortal(CustomerPortal):
         )
 
     def _emboux_mailbox_page(self, domain_id, mailbox_id, page):
-        """The domain and mailbox of a mailbox page, and the response to give
-        instead of acting: a suspended domain's refusal, or the form (GET)."""
+        """The domain and mailbox of a mailbox page, and the form to show
+        instead of acting (GET)."""
         domain = self._emboux_domain(domain_id)
         mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return domain, mailbox, self._emboux_render_domain(domain, error=error)
         if request.httprequest.method != "POST":
             return domain, mailbox, self._emboux_render_mailbox(page, domain, mailbox)
         return domain, mailbox, None
@@ -399,7 +430,7 @@ class EmbouxMailPortal(CustomerPortal):
         )
         if response:
             return response
-        password, generated, error = self._emboux_new_password(post, mailbox.email)
+        password, generated, error = self._emboux_new_password(post)
         if error:
             return self._emboux_render_mailbox("password", domain, mailbox, error)
         _dummy, error = self._emboux_attempt(
@@ -443,7 +474,7 @@ class EmbouxMailPortal(CustomerPortal):
             page_name=f"emboux_mailbox_{action}",
             emboux_domain=domain,
             emboux_mailbox=mailbox,
-            emboux_password_min=PASSWORD_MIN_LENGTH,
+            emboux_password_min=self._emboux_password_min(),
         )
         template = f"emboux_mail.portal_my_email_mailbox_{action}"
         return self._emboux_render(template, values, error)
@@ -468,9 +499,6 @@ class EmbouxMailPortal(CustomerPortal):
             "catch_all": catch_all,
             "destination": destination,
         }
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
         if not catch_all and not local_part:
             error = (
                 request.env._(
@@ -506,9 +534,6 @@ class EmbouxMailPortal(CustomerPortal):
     def portal_my_email_alias_delete(self, domain_id, alias_id, **post):
         domain = self._emboux_domain(domain_id)
         alias = self._emboux_child("emboux.mail.alias", alias_id, domain)
-        error = self._emboux_suspended_error(domain)
-        if error:
-            return self._emboux_render_domain(domain, error=error)
         _dummy, error = self._emboux_attempt(lambda: alias.sudo().unlink())
         if error:
             return self._emboux_render_domain(domain, error=error)

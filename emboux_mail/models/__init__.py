@@ -1,6 +1,7 @@
 from . import emboux_mail_mixin
 from . import emboux_mail_sync_mixin
 from . import emboux_mail_sync_event
+from . import emboux_mail_security_log
 from . import emboux_mail_plan
 from . import res_partner
 from . import emboux_mail_api_key

@@ -59,6 +59,7 @@ class EmbouxMailAlias(models.Model):
         domains = self.env["emboux.mail.domain"].browse(
             [vals["domain_id"] for vals in vals_list]
         )
+        domains._emboux_check_active()
         self._emboux_lock_tenants(domains.partner_id)
         self._emboux_lock_domains(domains.filtered(lambda d: not d.partner_id))
         for vals in vals_list:
@@ -91,6 +92,7 @@ class EmbouxMailAlias(models.Model):
         moved = self.filtered(
             lambda a: a.destination != vals.get("destination", a.destination)
         )
+        moved.domain_id._emboux_check_active()
         result = super().write(vals)
         # the upstream has no update of an alias: delete and create again
         for alias in moved:

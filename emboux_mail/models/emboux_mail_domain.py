@@ -2,12 +2,33 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.exceptions import AccessError
 
-from ..exceptions import EmbouxQuotaError, EmbouxUserError, EmbouxValidationError
-from ..services import dns_checker, names
+from ..exceptions import (
+    EmbouxForbidden,
+    EmbouxQuotaError,
+    EmbouxUserError,
+    EmbouxValidationError,
+)
+from ..services import dns_checker, hashing, names
 
 _logger = logging.getLogger(__name__)
 
+SUSPENSION_REASONS = [
+    ("operator", "Operator"),
+    ("billing", "Billing"),
+    ("customer", "Customer"),
+]
+VERIFICATION_STATUSES = [
+    ("ok", "Found"),
+    ("missing", "Missing"),
+    ("incorrect", "Incorrect"),
+    ("unknown", "Unknown"),
+]
+# the scheduled check of a pending verification: 15 min, then doubling, at
+# most once a day
+VERIFY_BACKOFF = timedelta(minutes=15)
+VERIFY_BACKOFF_MAX = timedelta(days=1)
 DNS_STATES = [
     ("unchecked", "Not checked"),
     ("ok", "Healthy"),
@@ -47,6 +68,13 @@ class EmbouxMailDomain(models.Model):
         "res.company", required=True, default=lambda self: self.env.company
     )
     suspended = fields.Boolean(tracking=True, readonly=True, copy=False)
+    suspension_reason = fields.Selection(
+        SUSPENSION_REASONS,
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Who suspended the domain: a customer may lift only its own suspension.",
+    )
     is_wildcard = fields.Boolean(
         string="Wildcard Parent",
         tracking=True,
@@ -61,10 +89,40 @@ class EmbouxMailDomain(models.Model):
     )
     child_ids = fields.One2many("emboux.mail.domain", "parent_id", string="Subdomains")
     verified = fields.Boolean(
-        readonly=True, copy=False, help="Verified with the outbound provider."
+        default=True,
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="The owner proved control of the name with a DNS record, or an "
+        "operator vouched for it. The mail server routes verified domains only.",
     )
-    provider = fields.Char(readonly=True, copy=False)
+    verified_by = fields.Selection(
+        [
+            ("dns", "DNS record"),
+            ("operator", "Operator"),
+            ("parent", "Wildcard parent"),
+        ],
+        readonly=True,
+        copy=False,
+    )
     verification_token = fields.Char(readonly=True, copy=False)
+    verification_record = fields.Char(
+        string="Record to Publish",
+        compute="_compute_verification_record",
+        help="The TXT record, at the domain itself, that proves control of it.",
+    )
+    verification_status = fields.Selection(
+        VERIFICATION_STATUSES, readonly=True, copy=False
+    )
+    verification_checked_at = fields.Datetime(readonly=True, copy=False)
+    verification_next_at = fields.Datetime(
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="When the scheduled check looks for the record again.",
+    )
+    verification_attempts = fields.Integer(readonly=True, copy=False)
+    provider = fields.Char(readonly=True, copy=False)
     dkim_tokens = fields.Json(readonly=True, copy=False)
     dns_records = fields.Json(string="Records to Publish", readonly=True, copy=False)
     dns_state = fields.Selection(
@@ -118,6 +176,15 @@ class EmbouxMailDomain(models.Model):
         for domain in self:
             domain.alias_count = counts.get(domain.id, 0)
 
+    @api.depends("verification_token")
+    def _compute_verification_record(self):
+        for domain in self:
+            domain.verification_record = (
+                dns_checker.VERIFICATION_PREFIX + domain.verification_token
+                if domain.verification_token
+                else False
+            )
+
     @api.constrains("parent_id")
     def _check_parent(self):
         for domain in self.filtered("parent_id"):
@@ -137,12 +204,12 @@ class EmbouxMailDomain(models.Model):
         for vals in vals_list:
             name = vals.get("name")
             vals["name"] = self._emboux_normalize("domain", name, self.env._("Domain"))
-            if vals.get("partner_id"):
-                vals["partner_id"] = (
-                    Partner.browse(vals["partner_id"])._emboux_tenant().id
-                )
+            tenant = Partner.browse(vals.get("partner_id"))._emboux_tenant()
+            vals["partner_id"] = tenant.id
             if "parent_id" not in vals:
-                vals["parent_id"] = self._emboux_wildcard_parent(vals["name"]).id
+                parent = self._emboux_wildcard_parent(vals["name"], tenant)
+                vals["parent_id"] = parent.id
+            vals.update(self._emboux_verification_vals(vals, tenant))
         self._emboux_check_unique("name", [vals["name"] for vals in vals_list])
         tenants = Partner.browse(
             [v["partner_id"] for v in vals_list if v.get("partner_id")]
@@ -156,7 +223,18 @@ class EmbouxMailDomain(models.Model):
         domains = self._emboux_insert(super().create, vals_list, duplicate)
         self._emboux_lock_tenants(tenants)
         domains._emboux_sync_created()
+        for domain in domains.filtered("verified"):
+            domain._emboux_log_verified()
         return domains
+
+    @api.model
+    def _emboux_create_for_customer(self, tenant, name):
+        """A domain a customer adds (REST API, portal): never a public
+        suffix nor a name at or under another party's domain, and not
+        verified until its owner proves control (``action_verify``)."""
+        name = self._emboux_normalize("domain", name, self.env._("Domain"))
+        self._emboux_check_available(name, tenant)
+        return self.create({"name": name, "partner_id": tenant.id, "verified": False})
 
     def write(self, vals):
         if "name" in vals and any(domain.name != vals["name"] for domain in self):
@@ -187,6 +265,68 @@ class EmbouxMailDomain(models.Model):
         return result
 
     # -- rules -----------------------------------------------------------------
+    @api.model
+    def _emboux_check_available(self, name, tenant):
+        """Refuse a name no customer may claim: a public suffix, or a name
+        equal to or under a domain of another party (or of nobody)."""
+        if names.is_public_suffix(name):
+            raise EmbouxValidationError(
+                self.env._(
+                    "Domain: %(value)r is a public suffix, under which anyone can "
+                    "register names: it cannot be hosted.",
+                    value=name,
+                ),
+                detail="Domain is a public suffix",
+            )
+        taken = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search_count(
+                [
+                    ("name", "in", names.self_and_parents(name)),
+                    "|",
+                    ("partner_id", "=", False),
+                    ("partner_id", "!=", tenant.id),
+                ],
+                limit=1,
+            )
+        )
+        if taken:
+            raise self._emboux_duplicate_error(name)
+
+    @api.model
+    def _emboux_verification_vals(self, vals, tenant):
+        """How a new domain starts: verified when its creator vouches for it
+        (the default: an operator or a master token), or when it is a
+        subdomain of its own owner's verified wildcard; otherwise pending,
+        with the token of the TXT record that will prove control."""
+        if vals.get("verified", True):
+            return {
+                "verified": True,
+                "verified_by": vals.get("verified_by", "operator"),
+            }
+        parent = self.sudo().browse(vals.get("parent_id"))
+        if parent.is_wildcard and parent.verified and parent.partner_id == tenant:
+            return {"verified": True, "verified_by": "parent"}
+        return {
+            "verified": False,
+            "verified_by": False,
+            "verification_token": hashing.generate_verification_token(),
+            "verification_next_at": fields.Datetime.now() + VERIFY_BACKOFF,
+        }
+
+    def _emboux_check_active(self):
+        """Nothing new on a suspended domain (deletes still work)."""
+        for domain in self.filtered("suspended"):
+            raise EmbouxForbidden(
+                self.env._(
+                    "The domain %(domain)s is suspended: nothing can be added to it "
+                    "and passwords cannot change until it is reactivated.",
+                    domain=domain.name,
+                ),
+                "Domain suspended",
+            )
+
     def _emboux_duplicate_error(self, name):
         return EmbouxValidationError(
             self.env._("Domain: %(value)r already exists.", value=name),
@@ -209,13 +349,18 @@ class EmbouxMailDomain(models.Model):
             )
 
     @api.model
-    def _emboux_wildcard_parent(self, name):
-        """The closest wildcard domain that ``name`` is a subdomain of."""
+    def _emboux_wildcard_parent(self, name, tenant):
+        """The closest wildcard domain of ``tenant`` that ``name`` is a
+        subdomain of: another tenant's wildcard never adopts a name."""
         candidates = names.parent_candidates(name)
-        if not candidates:
+        if not candidates or not tenant:
             return self.browse()
         parents = self.sudo().search(
-            [("name", "in", candidates), ("is_wildcard", "=", True)]
+            [
+                ("name", "in", candidates),
+                ("is_wildcard", "=", True),
+                ("partner_id", "=", tenant.id),
+            ]
         )
         by_name = {parent.name: parent for parent in parents}
         for candidate in candidates:
@@ -244,6 +389,14 @@ class EmbouxMailDomain(models.Model):
         self._emboux_lock_tenants(old_owner | new_owner)
         self.with_context(emboux_transfer=True).write({"partner_id": new_owner.id})
         self._emboux_lock_tenants(old_owner | new_owner)
+        self._emboux_log(
+            "owner_transferred",
+            self.env._(
+                "from %(old)s to %(new)s",
+                old=old_owner.emboux_partner_ref or self.env._("nobody"),
+                new=new_owner.emboux_partner_ref or self.env._("nobody"),
+            ),
+        )
         self._emboux_sync_enqueue(
             "domain_owner",
             {"name": self.name, "partner_ref": new_owner.emboux_partner_ref or None},
@@ -359,6 +512,7 @@ class EmbouxMailDomain(models.Model):
         params = self.env["ir.config_parameter"].sudo()
         batch = int(params.get_param("emboux_mail.dns_batch_size", 100))
         due = self._emboux_dns_due_domain()
+        self._emboux_verify_due(batch)
         domains = self.search(
             due, order="dns_checked_at asc nulls first, id", limit=batch
         )
@@ -383,10 +537,119 @@ class EmbouxMailDomain(models.Model):
         return ["|", ("dns_checked_at", "=", False), ("dns_checked_at", "<", limit)]
 
     def action_suspend(self):
-        self.filtered(lambda d: not d.suspended).write({"suspended": True})
+        self.check_access("write")
+        self._emboux_suspend("operator")
 
     def action_activate(self):
-        self.filtered("suspended").write({"suspended": False})
+        self.check_access("write")
+        self._emboux_activate("operator")
+
+    def _emboux_suspend(self, reason):
+        """Suspend with ``reason`` (operator, billing, customer). A
+        customer's suspension never replaces a stronger one, which it could
+        then lift."""
+        label = dict(SUSPENSION_REASONS)[reason]
+        for domain in self:
+            if domain.suspended and reason == "customer":
+                continue
+            if (domain.suspended, domain.suspension_reason) == (True, reason):
+                continue
+            domain.write({"suspended": True, "suspension_reason": reason})
+            domain._emboux_log("domain_suspended", label)
+
+    def _emboux_activate(self, by):
+        """Lift a suspension: an operator lifts any, billing or a customer
+        only its own (403 naming who suspended the domain)."""
+        for domain in self.filtered("suspended"):
+            reason = domain.suspension_reason or "operator"
+            if by != "operator" and reason != by:
+                details = {
+                    "operator": "Domain suspended by the operator",
+                    "billing": "Domain suspended for billing",
+                }
+                raise EmbouxForbidden(
+                    self.env._(
+                        "The domain %(domain)s was suspended by %(who)s: only they "
+                        "can reactivate it.",
+                        domain=domain.name,
+                        who=dict(SUSPENSION_REASONS)[reason],
+                    ),
+                    details.get(reason, "Domain suspended by the operator"),
+                )
+            domain.write({"suspended": False, "suspension_reason": False})
+            domain._emboux_log("domain_activated", dict(SUSPENSION_REASONS)[by])
+
+    def _emboux_log(self, event, detail=""):
+        self.env["emboux.mail.security.log"]._emboux_log(event, self, detail)
+
+    # -- ownership proof ---------------------------------------------------------
+    def action_verify(self):
+        """Look for the TXT record now (the *Verify* button)."""
+        self.check_access("write")
+        self._emboux_verify()
+        return True
+
+    def action_vouch(self):
+        """An operator vouches for the domain: verified without the record."""
+        self.check_access("write")
+        if not self.env.user.has_group("emboux_mail.group_emboux_mail_user"):
+            raise AccessError(self.env._("Only operators can vouch for a domain."))
+        for domain in self.filtered(lambda d: not d.verified):
+            domain.write({"verified": True, "verified_by": "operator"})
+            domain._emboux_log_verified()
+        return True
+
+    def _emboux_verify(self):
+        """Check the pending domains' TXT records; verify those that publish
+        theirs, and schedule the next look at the others with a backoff.
+        Returns ``{domain: RecordCheck}``."""
+        pending = self.filtered(lambda d: not d.verified and d.verification_token)
+        if not pending:
+            return {}
+        checker = self._emboux_dns_checker()
+        now = fields.Datetime.now()
+        results = {}
+        for domain in pending:
+            record = checker.check_verification(domain.name, domain.verification_token)
+            results[domain] = record
+            vals = {
+                "verification_status": record.status,
+                "verification_checked_at": now,
+            }
+            if record.status == dns_checker.OK:
+                vals.update(
+                    verified=True, verified_by="dns", verification_next_at=False
+                )
+            else:
+                attempts = domain.verification_attempts + 1
+                delay = min(VERIFY_BACKOFF * 2 ** (attempts - 1), VERIFY_BACKOFF_MAX)
+                vals.update(
+                    verification_attempts=attempts, verification_next_at=now + delay
+                )
+            domain.sudo().write(vals)
+            if domain.verified:
+                domain._emboux_log_verified()
+                domain._emboux_sync_enqueue("domain_verify", {"name": domain.name})
+        return results
+
+    def _emboux_log_verified(self):
+        label = dict(self._fields["verified_by"]._description_selection(self.env))
+        for domain in self:
+            domain._emboux_log("domain_verified", label.get(domain.verified_by, ""))
+
+    @api.model
+    def _emboux_verify_due(self, limit):
+        """The scheduled look at pending verifications whose time came."""
+        due = self.search(
+            [
+                ("verified", "=", False),
+                ("verification_next_at", "<=", fields.Datetime.now()),
+            ],
+            order="verification_next_at, id",
+            limit=limit,
+        )
+        due._emboux_verify()
+        return due
 
     def action_view_mailboxes(self):
         return self._emboux_child_action("emboux_mail.emboux_mail_mailbox_action")

@@ -7,7 +7,7 @@ from ..exceptions import (
     EmbouxUserError,
     EmbouxValidationError,
 )
-from ..services import hashing, names
+from ..services import hashing, names, passwords
 
 
 class EmbouxMailMailbox(models.Model):
@@ -99,6 +99,7 @@ class EmbouxMailMailbox(models.Model):
                 )
         self._emboux_check_unique("email", [vals["email"] for vals in vals_list])
         domains = Domain.browse([vals["domain_id"] for vals in vals_list])
+        domains._emboux_check_active()
         counts = self._emboux_lock_domains(domains)
         for domain in domains:
             self._emboux_check_mailbox_quota(
@@ -147,6 +148,25 @@ class EmbouxMailMailbox(models.Model):
         return result
 
     # -- rules -----------------------------------------------------------------
+    def _emboux_set_quota(self, quota_mb, by):
+        """Set the storage quota; a customer (``by``) only within 1 MB and
+        its plan's maximum mailbox size: unlimited (0) and more are the
+        operator's to grant."""
+        if by == "customer":
+            for mailbox in self:
+                ceiling = mailbox.partner_id._emboux_max_quota_mb()
+                if not 0 < quota_mb <= ceiling:
+                    raise EmbouxQuotaError(
+                        self.env._(
+                            "Storage quota: %(value)s MB is not allowed; your plan "
+                            "allows 1 to %(ceiling)s MB per mailbox.",
+                            value=quota_mb,
+                            ceiling=ceiling,
+                        ),
+                        f"Storage quota exceeds plan maximum ({ceiling} MB)",
+                    )
+        self.write({"quota_mb": quota_mb})
+
     @api.model
     def _emboux_domain_for(self, email, domain_id=None):
         """The domain an address lives in: the one given, which must match the
@@ -194,14 +214,52 @@ class EmbouxMailMailbox(models.Model):
                 detail="Mailbox quota exceeded for this domain",
             )
 
+    @api.model
+    def _emboux_password_min_length(self):
+        params = self.env["ir.config_parameter"].sudo()
+        value = params.get_param("emboux_mail.password_min_length")
+        return int(value) if value and value.isdigit() else passwords.MIN_LENGTH
+
+    def _emboux_check_password_policy(self, password):
+        """The one password policy (``services.passwords``), for the REST
+        API, the portal, the wizard and imports alike (422 at ``password``)."""
+        self.ensure_one()
+        minimum = self._emboux_password_min_length()
+        try:
+            passwords.check(password, minimum, name=self.email.partition("@")[0])
+        except passwords.PasswordRejected as error:
+            messages = {
+                "empty": self.env._("Password: type a password."),
+                "not_utf8": self.env._("Password: it is not valid text."),
+                "too_long": self.env._(
+                    "Password: use at most %(maximum)s bytes.",
+                    maximum=passwords.MAX_BYTES,
+                ),
+                "control": self.env._(
+                    "Password: it cannot contain control characters (tabs, line "
+                    "breaks)."
+                ),
+                "too_short": self.env._(
+                    "Password: use at least %(minimum)s characters.", minimum=minimum
+                ),
+                "contains_name": self.env._(
+                    "Password: it must not contain the mailbox's name."
+                ),
+            }
+            raise EmbouxValidationError(
+                messages[error.code], status=422, field="password"
+            ) from error
+
+    @api.model
+    def _emboux_generate_password(self):
+        """A random password that the policy accepts."""
+        return hashing.generate_password(max(16, self._emboux_password_min_length()))
+
     def _emboux_set_password(self, password):
         """Hash and store ``password`` when this database is the backend."""
         self.ensure_one()
-        if not isinstance(password, str) or not password.strip():
-            raise EmbouxValidationError(
-                self.env._("Password: a mailbox password cannot be empty."),
-                status=422,
-            )
+        self.domain_id._emboux_check_active()
+        self._emboux_check_password_policy(password)
         stored = None
         if not self._emboux_upstream_configured():
             stored = hashing.hash_mailbox_password(password)

@@ -5,6 +5,7 @@ DEFAULTS = {
     "mailboxes_per_domain": 1,
     "aliases_per_mailbox": 5,
     "quota_mb": 1024,
+    "max_quota_mb": 10240,
 }
 
 
@@ -38,6 +39,12 @@ class EmbouxMailPlan(models.Model):
         default=DEFAULTS["quota_mb"],
         help="Storage quota given to each new mailbox.",
     )
+    max_quota_mb = fields.Integer(
+        string="Maximum Mailbox Size (MB)",
+        default=DEFAULTS["max_quota_mb"],
+        help="The largest storage quota a customer may give one of its "
+        "mailboxes; only operators may go beyond it or make it unlimited.",
+    )
     partner_ids = fields.One2many("res.partner", "emboux_plan_id", string="Customers")
     partner_count = fields.Integer(compute="_compute_partner_count")
 
@@ -47,7 +54,12 @@ class EmbouxMailPlan(models.Model):
             "CHECK(domains_allowed >= 0 AND mailboxes_per_domain >= 0 "
             "AND aliases_per_mailbox >= 0 AND quota_mb >= 0)",
             "Quotas cannot be negative.",
-        )
+        ),
+        (
+            "max_quota_positive",
+            "CHECK(max_quota_mb > 0)",
+            "The maximum mailbox size must be at least 1 MB.",
+        ),
     ]
 
     @api.depends("partner_ids")

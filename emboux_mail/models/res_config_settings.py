@@ -39,6 +39,19 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="emboux_mail.default_quota_mb",
         default=1024,
     )
+    emboux_default_max_quota_mb = fields.Integer(
+        string="Maximum Mailbox Size (MB)",
+        config_parameter="emboux_mail.default_max_quota_mb",
+        default=10240,
+        help="For customers without plan: the largest quota they may set.",
+    )
+    emboux_password_min_length = fields.Integer(
+        string="Minimum Password Length",
+        config_parameter="emboux_mail.password_min_length",
+        default=10,
+        help="Mailbox passwords shorter than this are refused everywhere: "
+        "REST API, portal, backend and imports.",
+    )
     emboux_dns_nameservers = fields.Char(
         string="DNS Nameservers",
         config_parameter="emboux_mail.dns_nameservers",

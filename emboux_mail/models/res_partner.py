@@ -133,6 +133,14 @@ class ResPartner(models.Model):
         source = self.emboux_plan_id or self.env["emboux.mail.plan"]._default_quotas()
         return {name: source[name] for name in quota_fields}
 
+    def _emboux_max_quota_mb(self):
+        """The largest mailbox a customer may set itself: its plan's, else
+        the default in Settings."""
+        plan = self.emboux_plan_id
+        if plan:
+            return plan.max_quota_mb
+        return self.env["emboux.mail.plan"]._default_quotas()["max_quota_mb"]
+
     def action_view_emboux_domains(self):
         return self._emboux_action("emboux_mail.emboux_mail_domain_action")
 

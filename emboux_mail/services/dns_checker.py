@@ -18,6 +18,8 @@ import dns.resolver
 OK, MISSING, INCORRECT, UNKNOWN = "ok", "missing", "incorrect", "unknown"
 # what a failing record makes of the domain's health
 REQUIRED = ("MX", "SPF")
+# the TXT text a domain's owner publishes at the domain to prove control
+VERIFICATION_PREFIX = "emboux-verification="
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +107,11 @@ def expected_records(domain, expectations, dkim_cnames=None):
     return records
 
 
+def verification_record(domain, token):
+    """The TXT record that proves control of ``domain``, unchecked."""
+    return RecordCheck("TXT", "VERIFY", domain, VERIFICATION_PREFIX + token)
+
+
 class DnsChecker:
     """Checks domains against one set of expectations and nameservers."""
 
@@ -161,10 +168,23 @@ class DnsChecker:
             record.status, record.found = self._judge(record, status, values)
         return DomainCheck(domain, records)
 
+    def check_verification(self, domain, token):
+        """The ownership record of ``domain`` (a RecordCheck), checked now."""
+        record = verification_record(domain, token)
+        status, values = self._lookup(self._resolver(), domain, "TXT")
+        record.status, record.found = self._judge(record, status, values)
+        return record
+
     @staticmethod
     def _judge(record, status, values):
         if status != OK:
             return status, ""
+        if record.kind == "VERIFY":
+            # other TXT records (SPF, other services' proofs) live there too
+            found = [v for v in values if v.startswith(VERIFICATION_PREFIX)]
+            if not found:
+                return MISSING, ""
+            return (OK if record.expected in found else INCORRECT), " | ".join(found)
         if record.kind == "SPF":
             values = [value for value in values if value.lower().startswith("v=spf1")]
             if not values:

@@ -58,3 +58,9 @@ def verify_mailbox_password(password, stored):
 def generate_password(length=16):
     """A random password without look-alike characters."""
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def generate_verification_token():
+    """The token of a domain's ownership TXT record (URL-safe, no secret:
+    it is published)."""
+    return secrets.token_urlsafe(24)

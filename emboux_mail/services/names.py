@@ -5,7 +5,10 @@ trimmed, lower-case, without a trailing dot, and IDNA-encoded (punycode), so
 ``Bücher.Example.`` and ``xn--bcher-kva.example`` are the same domain.
 """
 
+import functools
 import re
+
+from publicsuffixlist import PublicSuffixList
 
 LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 LOCAL_RE = re.compile(
@@ -77,3 +80,20 @@ def parent_candidates(name):
     ``a.b.example.com`` gives ``b.example.com`` then ``example.com``."""
     labels = name.split(".")
     return [".".join(labels[index:]) for index in range(1, len(labels) - 1)]
+
+
+@functools.cache
+def _public_suffixes():
+    # the offline copy the package ships (pinned): no download at run time
+    return PublicSuffixList()
+
+
+def is_public_suffix(name):
+    """True for a name under which anyone may register (``com``,
+    ``co.uk``, ``github.io``): such a name is never one party's domain."""
+    return _public_suffixes().is_public(name)
+
+
+def self_and_parents(name):
+    """``name`` and every proper parent that is still a domain."""
+    return [name, *parent_candidates(name)]

@@ -111,7 +111,7 @@ class TestMailbox(EmbouxMailCase):
             "emboux_mail.upstream_url", "http://127.0.0.1:9"
         )
         mailbox = self.Mailbox.create(
-            {"email": "a@example.com", "password": "s3cret-pw"}
+            {"email": "a@example.com", "password": "s3cret-passw0rd"}
         )
         self.env.cr.execute(
             "SELECT password_hash FROM emboux_mail_mailbox WHERE id = %s", [mailbox.id]

@@ -1,9 +1,6 @@
 from odoo import api, fields, models
 
 from ..exceptions import EmbouxValidationError
-from ..services import hashing
-
-MIN_LENGTH = 8
 
 
 class EmbouxMailMailboxPassword(models.TransientModel):
@@ -45,13 +42,6 @@ class EmbouxMailMailboxPassword(models.TransientModel):
                 raise EmbouxValidationError(
                     self.env._("Password: the two passwords differ.")
                 )
-            if len(wizard.new_password or "") < MIN_LENGTH:
-                raise EmbouxValidationError(
-                    self.env._(
-                        "Password: use at least %(count)s characters.",
-                        count=MIN_LENGTH,
-                    )
-                )
             wizard.mailbox_id._emboux_set_password(wizard.new_password)
 
     @api.model_create_multi
@@ -65,7 +55,7 @@ class EmbouxMailMailboxPassword(models.TransientModel):
         self.ensure_one()
         if self.mode == "type":
             return {"type": "ir.actions.act_window_close"}
-        password = hashing.generate_password()
+        password = self.mailbox_id._emboux_generate_password()
         self.mailbox_id._emboux_set_password(password)
         return self.env["emboux.mail.secret.show"]._emboux_action(
             self.env._("New password of %(email)s", email=self.mailbox_id.email),

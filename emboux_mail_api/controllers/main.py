@@ -10,10 +10,11 @@ import functools
 import logging
 import re
 
-from odoo import SUPERUSER_ID, http, release
+from odoo import http, release
 from odoo.exceptions import AccessDenied, AccessError, MissingError, UserError
 from odoo.http import request
 
+from odoo.addons.emboux_mail.models.emboux_mail_security_log import API_KEY_CONTEXT
 from odoo.addons.emboux_mail.services import names
 
 from ..services import openapi
@@ -22,6 +23,7 @@ from ..services.validation import Field, RequestInvalid, error, parse_json, vali
 from .responses import error_response, json_abort, json_response
 
 _logger = logging.getLogger(__name__)
+API_USER = "emboux_mail_api.user_emboux_api"
 
 ROUTES = []
 PAGING = {"limit": Field("int", minimum=0), "offset": Field("int", minimum=0)}
@@ -42,6 +44,21 @@ QUOTAS = {
 TEXT = Field("str", required=True, min_length=1)
 SCHEMAS = {
     "Domain": {"id": "int", "name": "str", "created_at": "str"},
+    "DomainItem": {
+        "id": "int",
+        "name": "str",
+        "created_at": "str",
+        "verified": "bool",
+        "suspended": "bool",
+        "suspension_reason": "str",
+    },
+    "Verification": {
+        "name": "str",
+        "verification_token": "str",
+        "verified": "bool",
+        "dns_records": "array",
+        "message": "str",
+    },
     "Mailbox": {"id": "int", "domain_id": "int", "email": "str", "created_at": "str"},
     "Alias": {
         "id": "int",
@@ -132,15 +149,23 @@ def _record_use(caller, route, status):
 
 def _serve(route, handler, controller, path_values):
     """Authenticate, validate, run ``handler``, and answer JSON; any refusal
-    is raised as a JSON error so that the request's writes are rolled back."""
-    request.update_env(user=SUPERUSER_ID)
+    is raised as a JSON error so that the request's writes are rolled back.
+
+    Runs as the API's own user, not as superuser: its group holds exactly
+    the rights the API needs, and the caller's key goes in the context so
+    that the security log names it."""
+    request.update_env(user=request.env.ref(API_USER).id)
     api = request.env["emboux.mail.api"]
     httprequest = request.httprequest
     caller = None
     try:
         caller = api._api_authenticate(
-            httprequest.headers.get("Authorization"), master_required=route.master
+            httprequest.headers.get("Authorization"),
+            master_required=route.master,
+            address=httprequest.remote_addr,
         )
+        request.update_context(**{API_KEY_CONTEXT: caller.key.id or 0})
+        api = request.env["emboux.mail.api"]
         body = {}
         if route.body:
             raw = httprequest.get_data(cache=True)
@@ -160,9 +185,13 @@ def _serve(route, handler, controller, path_values):
         _record_use(caller, route, status)
         if status == 422:
             # a value the rules refused: still FastAPI's list of errors
-            detail = [error("body", None, str(detail), "value_error")]
+            field = getattr(exc, "field", None)
+            detail = [error("body", field, str(detail), "value_error")]
             raise json_abort(422, {"detail": detail}) from exc
-        raise error_response(status, detail) from exc
+        headers = {}
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        raise error_response(status, detail, headers) from exc
     _record_use(caller, route, route.status)
     if route.status == 204:
         return json_response(None, 204)
@@ -219,20 +248,31 @@ class EmbouxApiController(http.Controller):
             "POST",
             "/domains/",
             "Create a domain",
-            body={"name": TEXT, "partner_ref": Field("str", nullable=True)},
+            body={
+                "name": TEXT,
+                "partner_ref": Field("str", nullable=True),
+                "verified": Field(
+                    "bool",
+                    description="Master only: false to have the owner prove "
+                    "control first (default true: the master vouches).",
+                ),
+            },
             status=201,
             response="Domain",
             errors=(
                 (400, "Domain already exists"),
+                (400, "Domain is a public suffix"),
                 (403, "Domain quota exceeded: U/A"),
             ),
         )
     )
     def domain_create(self, api, caller, body, query):
-        return api._api_domain_create(caller, body["name"], body.get("partner_ref"))
+        return api._api_domain_create(
+            caller, body["name"], body.get("partner_ref"), body.get("verified")
+        )
 
     @api_route(
-        Route("GET", "/domains/", "List domains", query=PAGING, response="[Domain]")
+        Route("GET", "/domains/", "List domains", query=PAGING, response="[DomainItem]")
     )
     def domain_list(self, api, caller, body, query):
         return api._api_domain_list(caller, query.get("limit"), query.get("offset"))
@@ -264,6 +304,18 @@ class EmbouxApiController(http.Controller):
     )
     def domain_register_subdomain(self, api, caller, body, query, domain_name):
         return api._api_register_subdomain(caller, domain_name)
+
+    @api_route(
+        Route(
+            "POST",
+            "/domains/{domain_name}/verify",
+            "Look for the domain's ownership TXT record now",
+            response="Verification",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_verify(self, api, caller, body, query, domain_name):
+        return api._api_verify(caller, domain_name)
 
     @api_route(
         Route(
@@ -334,7 +386,11 @@ class EmbouxApiController(http.Controller):
             "/domains/{domain_name}/activate",
             "Activate a suspended domain",
             response="Suspension",
-            errors=((404, "Domain not found"),),
+            errors=(
+                (403, "Domain suspended by the operator"),
+                (403, "Domain suspended for billing"),
+                (404, "Domain not found"),
+            ),
         )
     )
     def domain_activate(self, api, caller, body, query, domain_name):
@@ -352,6 +408,7 @@ class EmbouxApiController(http.Controller):
             errors=(
                 (400, "Email already exists"),
                 (400, "Email does not belong to domain"),
+                (403, "Domain suspended"),
                 (403, "Mailbox quota exceeded for this domain"),
                 (404, "Domain not found"),
             ),
@@ -379,7 +436,7 @@ class EmbouxApiController(http.Controller):
             "Change a mailbox password",
             body={"password": TEXT},
             response="Message",
-            errors=((404, "Mailbox not found"),),
+            errors=((403, "Domain suspended"), (404, "Mailbox not found")),
         )
     )
     def mailbox_password(self, api, caller, body, query, email):
@@ -414,9 +471,20 @@ class EmbouxApiController(http.Controller):
             "PUT",
             "/users/{email}/quota",
             "Set a mailbox's storage quota",
-            body={"quota_mb": Field("int", required=True, minimum=0)},
+            body={
+                "quota_mb": Field(
+                    "int",
+                    required=True,
+                    minimum=0,
+                    description="MB; 0 = unlimited (master only). A customer "
+                    "may set 1 to its plan's maximum mailbox size.",
+                )
+            },
             response="Quota",
-            errors=((404, "Mailbox not found"),),
+            errors=(
+                (403, "Storage quota exceeds plan maximum (N MB)"),
+                (404, "Mailbox not found"),
+            ),
         )
     )
     def mailbox_quota_set(self, api, caller, body, query, email):
@@ -435,6 +503,7 @@ class EmbouxApiController(http.Controller):
                 (400, "Alias source already exists"),
                 (400, "Email does not belong to domain"),
                 (403, "Alias quota exceeded: U/A"),
+                (403, "Domain suspended"),
                 (404, "Domain not found"),
             ),
         )

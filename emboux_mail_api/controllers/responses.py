@@ -21,5 +21,5 @@ def json_abort(status, data):
     return HTTPException(response=json_response(data, status))
 
 
-def error_response(status, detail):
-    return json_abort(status, {"detail": detail})
+def error_response(status, detail, headers=None):
+    return HTTPException(response=json_response({"detail": detail}, status, headers))

@@ -7,6 +7,7 @@ from odoo import api, models
 from odoo.addons.emboux_mail.exceptions import (
     EmbouxForbidden,
     EmbouxNotFound,
+    EmbouxTooManyRequests,
     EmbouxUserError,
 )
 from odoo.addons.emboux_mail.services import names
@@ -14,6 +15,9 @@ from odoo.addons.emboux_mail.services import names
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S"
 MASTER_ENV = "EMBOUX_API_KEY"
 PASSWORD_CHANGED = "Contraseña actualizada correctamente"
+# what a guess looks like: a malformed header or an unknown token (a known
+# key that is revoked or expired is not a guess)
+BAD_CREDENTIALS = ("Invalid authorization header format", "Invalid API key")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class Caller:
     def tenant(self):
         return self.key.partner_id if not self.is_master else self.key.browse()
 
+    @property
+    def role(self):
+        """Who the rules see: a master acts as the operator, a tenant's key
+        as the customer (operators outrank customers)."""
+        return "operator" if self.is_master else "customer"
+
 
 def stamp(value):
     """The API's timestamps: UTC, ISO 8601, seconds, no timezone suffix."""
@@ -38,8 +48,9 @@ class EmbouxMailApi(models.AbstractModel):
     ``emboux_mail``. Controllers only parse, call one of these and serialise;
     every refusal is an ``emboux_mail`` exception carrying status and detail.
 
-    Runs as superuser: tenant isolation is explicit here, and a resource of
-    another tenant answers exactly like a missing one.
+    Runs as the API's own user (``user_emboux_api``), whose group grants
+    exactly what the API needs; tenant isolation is explicit here on top of
+    it, and a resource of another tenant answers exactly like a missing one.
     """
 
     _name = "emboux.mail.api"
@@ -47,7 +58,37 @@ class EmbouxMailApi(models.AbstractModel):
 
     # -- authentication --------------------------------------------------------
     @api.model
-    def _api_authenticate(self, authorization, master_required=False):
+    def _api_authenticate(self, authorization, master_required=False, address=None):
+        """The caller of a Bearer ``authorization``. A wrong header or token
+        from ``address`` is counted; once that address is throttled, its
+        failures answer 429, while a valid key still passes: a key is never
+        locked out by someone else's failures."""
+        Failure = self.env["emboux.mail.api.auth.failure"].sudo()
+        retry_after = Failure._emboux_retry_after(address) if address else 0
+        try:
+            caller = self._api_caller(authorization)
+        except EmbouxForbidden as error:
+            if error.detail not in BAD_CREDENTIALS or not address:
+                raise
+            if retry_after:
+                raise EmbouxTooManyRequests(
+                    self.env._("Too many failed authentication attempts"),
+                    "Too many failed authentication attempts",
+                    retry_after,
+                ) from error
+            registry = self.env.registry
+            self.env.cr.postrollback.add(
+                lambda: Failure._emboux_record_failure(registry, address)
+            )
+            raise
+        if master_required and not caller.is_master:
+            raise EmbouxForbidden(
+                self.env._("Master token required"), "Master token required"
+            )
+        return caller
+
+    @api.model
+    def _api_caller(self, authorization):
         scheme, _sep, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -58,15 +99,9 @@ class EmbouxMailApi(models.AbstractModel):
         Key = self.env["emboux.mail.api.key"]
         master_token = os.environ.get(MASTER_ENV)
         if master_token and hmac.compare_digest(token.encode(), master_token.encode()):
-            caller = Caller(Key.browse(), True)
-        else:
-            key = Key._emboux_check_token(token)
-            caller = Caller(key, key.is_master)
-        if master_required and not caller.is_master:
-            raise EmbouxForbidden(
-                self.env._("Master token required"), "Master token required"
-            )
-        return caller
+            return Caller(Key.browse(), True)
+        key = Key._emboux_check_token(token)
+        return Caller(key, key.is_master)
 
     # -- lookups (404 for what the caller may not see) --------------------------
     def _api_scope(self, caller, domain):
@@ -129,19 +164,60 @@ class EmbouxMailApi(models.AbstractModel):
         }
 
     @api.model
-    def _api_domain_create(self, caller, name, partner_ref=None):
-        tenant = caller.tenant
-        if caller.is_master and partner_ref:
-            tenant = self._api_tenant(partner_ref, create=True)
-        domain = self.env["emboux.mail.domain"].create(
-            {"name": name, "partner_id": tenant.id}
-        )
-        return self._api_domain_dict(domain)
+    def _api_domain_item(self, domain):
+        """A domain in ``GET /domains/``: the seed's fields, then its state."""
+        return {
+            **self._api_domain_dict(domain),
+            "verified": domain.verified,
+            "suspended": domain.suspended,
+            "suspension_reason": domain.suspension_reason or None,
+        }
+
+    @api.model
+    def _api_domain_create(self, caller, name, partner_ref=None, verified=None):
+        """A master places a name deliberately, verified unless it asks
+        otherwise; a customer's name must be available and proven."""
+        Domain = self.env["emboux.mail.domain"]
+        if not caller.is_master:
+            domain = Domain._emboux_create_for_customer(caller.tenant, name)
+            return self._api_domain_dict(domain)
+        tenant = self._api_tenant(partner_ref, create=True) if partner_ref else None
+        vals = {"name": name, "partner_id": tenant.id if tenant else False}
+        if verified is not None:
+            vals["verified"] = verified
+        return self._api_domain_dict(Domain.create(vals))
 
     @api.model
     def _api_domain_list(self, caller, limit=None, offset=None):
         domains, total = self._api_page("emboux.mail.domain", caller, [], limit, offset)
-        return [self._api_domain_dict(domain) for domain in domains], total
+        return [self._api_domain_item(domain) for domain in domains], total
+
+    @api.model
+    def _api_verify(self, caller, name):
+        """Look for the ownership record now; ``verified: false`` with the
+        record still to publish is an answer, not an error."""
+        domain = self._api_domain(caller, name)
+        domain._emboux_verify()
+        if domain.verified:
+            message = "Domain verified"
+        else:
+            message = "TXT record not found yet: publish it and try again"
+        records = []
+        if domain.verification_record:
+            records.append(
+                {
+                    "record_type": "TXT",
+                    "name": domain.name,
+                    "value": domain.verification_record,
+                }
+            )
+        return {
+            "name": domain.name,
+            "verified": domain.verified,
+            "verification_token": domain.verification_token or "",
+            "dns_records": records if not domain.verified else [],
+            "message": message,
+        }
 
     @api.model
     def _api_domain_delete(self, caller, name):
@@ -157,8 +233,9 @@ class EmbouxMailApi(models.AbstractModel):
             )
         parent = domain.parent_id or self.env[
             "emboux.mail.domain"
-        ]._emboux_wildcard_parent(domain.name)
-        if not (parent.is_wildcard and parent.verified):
+        ]._emboux_wildcard_parent(domain.name, domain.partner_id)
+        same_owner = parent.partner_id == domain.partner_id
+        if not (parent.is_wildcard and parent.verified and same_owner):
             raise EmbouxUserError(
                 self.env._(
                     "%(name)s has no verified wildcard parent.", name=domain.name
@@ -169,6 +246,7 @@ class EmbouxMailApi(models.AbstractModel):
             {
                 "parent_id": parent.id,
                 "verified": True,
+                "verified_by": domain.verified_by or "parent",
                 "provider": parent.provider,
                 "verification_token": "",
                 "dkim_tokens": [],
@@ -251,9 +329,9 @@ class EmbouxMailApi(models.AbstractModel):
     def _api_set_suspended(self, caller, name, suspended):
         domain = self._api_domain(caller, name)
         if suspended:
-            domain.action_suspend()
+            domain._emboux_suspend(caller.role)
         else:
-            domain.action_activate()
+            domain._emboux_activate(caller.role)
         message = "Domain suspended" if suspended else "Domain activated"
         return {"name": domain.name, "suspended": domain.suspended, "message": message}
 
@@ -312,7 +390,7 @@ class EmbouxMailApi(models.AbstractModel):
     def _api_mailbox_quota(self, caller, email, quota_mb=None):
         mailbox = self._api_mailbox(caller, email)
         if quota_mb is not None:
-            mailbox.quota_mb = quota_mb
+            mailbox._emboux_set_quota(quota_mb, caller.role)
         return {"email": mailbox.email, "quota_mb": mailbox.quota_mb}
 
     # -- aliases ---------------------------------------------------------------

@@ -1,6 +1,5 @@
 import time
-
-from werkzeug.exceptions import RequestEntityTooLarge
+from collections import OrderedDict
 
 from odoo import http, models
 from odoo.http import request
@@ -9,9 +8,12 @@ from ..controllers.responses import error_response
 
 MAX_BODY = 1024 * 1024
 DB_LIST_SECONDS = 30
-# {host: (valid until, databases)}: the server's own database listing, kept
-# briefly so that each API request does not open a connection to list them
-_databases = {}
+DB_LIST_HOSTS = 64
+# {host: (valid until, databases)}, the most recently used last: the
+# server's own database listing, kept briefly so that each API request does
+# not open a connection to list them; bounded, since the Host header is the
+# client's to choose
+_databases = OrderedDict()
 
 
 def served_databases(host):
@@ -19,8 +21,29 @@ def served_databases(host):
     now = time.monotonic()
     cached = _databases.get(host)
     if not cached or cached[0] < now:
-        cached = _databases[host] = (now + DB_LIST_SECONDS, http.db_list(True, host))
+        cached = (now + DB_LIST_SECONDS, http.db_list(True, host))
+    _databases[host] = cached
+    _databases.move_to_end(host)
+    while len(_databases) > DB_LIST_HOSTS:
+        _databases.popitem(last=False)
     return cached[1]
+
+
+def read_body(httprequest, limit=MAX_BODY):
+    """The request body, or None when it is longer than ``limit``: read a
+    chunk at a time and never past ``limit + 1`` bytes, so that a chunked
+    body (which has no Content-Length) cannot fill the memory either."""
+    if (httprequest.content_length or 0) > limit:
+        return None
+    stream = httprequest.stream
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks) if size <= limit else None
 
 
 class IrHttp(models.AbstractModel):
@@ -33,7 +56,8 @@ class IrHttp(models.AbstractModel):
 
         Werkzeug consumes a form-encoded body when ``request.params`` is
         built (a ``curl -d`` without a JSON content type), so the JSON text
-        must be cached first; bodies over 1 MiB are refused here, unread.
+        is read first, and cached where ``get_data`` finds it; bodies over
+        1 MiB are refused here without being read whole.
         """
         super()._pre_dispatch(rule, args)
         if not rule.endpoint.routing.get("emboux_api"):
@@ -45,10 +69,10 @@ class IrHttp(models.AbstractModel):
             raise error_response(
                 503, "The API needs one database per URL: set db_name or dbfilter"
             )
-        httprequest.max_content_length = MAX_BODY
-        try:
-            data = httprequest.get_data(cache=True)
-        except RequestEntityTooLarge:
-            data = None
-        if data is None or len(data) > MAX_BODY:
+        # Odoo's request wrapper exposes neither the stream nor the cache
+        # that Werkzeug's ``get_data`` reads: both live on the request it wraps
+        wrapped = httprequest._HTTPRequest__wrapped
+        data = read_body(wrapped)
+        if data is None:
             raise error_response(413, "Request body too large")
+        wrapped._cached_data = data

@@ -20,9 +20,9 @@ SUSPENSION_KEYS = {"name", "suspended", "message"}
 
 class TestDomainActions(EmbouxApiCase):
     def _verified_wildcard(self, name):
-        """A wildcard parent verified with the provider (set by the master
-        and the provider, so written directly here)."""
-        domain = self.create_domain(name, token=self.MASTER)
+        """Tenant A's wildcard parent, verified with the provider (set by the
+        master and the provider, so written directly here)."""
+        domain = self.create_domain(name, token=self.MASTER, partner_ref="partner_42")
         self.env["emboux.mail.domain"].browse(domain["id"]).write(
             {"is_wildcard": True, "verified": True, "provider": "mailgun"}
         )
@@ -42,7 +42,17 @@ class TestDomainActions(EmbouxApiCase):
     def test_register_subdomain_errors(self):
         self.create_domain("plain.example")
         self.create_domain("sub.plain.example")
-        wildcard = self.create_domain("wild.example", token=self.MASTER)
+        # tenant A's wildcard, placed by the master without vouching for it
+        response = self.master(
+            "POST",
+            "/domains/",
+            json={
+                "name": "wild.example",
+                "partner_ref": "partner_42",
+                "verified": False,
+            },
+        )
+        wildcard = self.assertAnswer(response, 201, {"id", "name", "created_at"})
         self.master("PUT", "/domains/wild.example/parent", json={"is_wildcard": True})
         self.create_domain("sub.wild.example")
         for name, status, detail in (

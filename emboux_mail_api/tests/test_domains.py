@@ -1,6 +1,12 @@
 """POST/GET/DELETE /domains/ (§B.1): bodies, quotas, lists, cascade."""
 
-from .common import ALIAS_KEYS, DOMAIN_KEYS, MAILBOX_KEYS, EmbouxApiCase
+from .common import (
+    ALIAS_KEYS,
+    DOMAIN_ITEM_KEYS,
+    DOMAIN_KEYS,
+    MAILBOX_KEYS,
+    EmbouxApiCase,
+)
 
 
 class TestDomains(EmbouxApiCase):
@@ -61,7 +67,9 @@ class TestDomains(EmbouxApiCase):
     def test_list_newest_first_and_paging(self):
         created = [self.create_domain(f"l{i}.example")["id"] for i in range(3)]
         newest_first = created[::-1]
-        items = self.assertList(self.as_a("GET", "/domains/"), DOMAIN_KEYS, total=3)
+        items = self.assertList(
+            self.as_a("GET", "/domains/"), DOMAIN_ITEM_KEYS, total=3
+        )
         self.assertEqual([d["id"] for d in items], newest_first)
         for query, expected in (
             ("limit=2", newest_first[:2]),
@@ -72,7 +80,7 @@ class TestDomains(EmbouxApiCase):
         ):
             with self.subTest(query=query):
                 response = self.as_a("GET", f"/domains/?{query}")
-                items = self.assertList(response, DOMAIN_KEYS, total=3)
+                items = self.assertList(response, DOMAIN_ITEM_KEYS, total=3)
                 self.assertEqual([d["id"] for d in items], expected)
 
     def test_delete_cascades(self):

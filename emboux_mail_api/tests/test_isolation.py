@@ -1,7 +1,7 @@
 """Tenant isolation (§B.2.2): another tenant's resource answers exactly
 like a missing one, and is left untouched."""
 
-from .common import ALIAS_KEYS, DOMAIN_KEYS, MAILBOX_KEYS, EmbouxApiCase
+from .common import ALIAS_KEYS, DOMAIN_ITEM_KEYS, MAILBOX_KEYS, EmbouxApiCase
 
 
 class TestIsolation(EmbouxApiCase):
@@ -87,7 +87,7 @@ class TestIsolation(EmbouxApiCase):
     def test_lists_are_scoped(self):
         b_id = self.b_domain["id"]
         for path, keys in (
-            ("/domains/", DOMAIN_KEYS),
+            ("/domains/", DOMAIN_ITEM_KEYS),
             ("/users/", MAILBOX_KEYS),
             ("/aliases/", ALIAS_KEYS),
             (f"/users/?domain_id={b_id}", MAILBOX_KEYS),

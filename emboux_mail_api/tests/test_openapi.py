@@ -9,6 +9,7 @@ CONTRACT = [
     ("GET", "/domains/", False, False),
     ("DELETE", "/domains/{domain_name}", False, False),
     ("POST", "/domains/{domain_name}/register-subdomain", False, False),
+    ("POST", "/domains/{domain_name}/verify", False, False),
     ("PUT", "/domains/{domain_name}/parent", True, True),
     ("GET", "/domains/{domain_name}/dns-check", False, False),
     ("PUT", "/domains/{domain_name}/owner", True, True),

@@ -18,7 +18,7 @@ class TestRollback(EmbouxApiCase):
             "password": "   ",
         }
         response = self.as_a("POST", "/users/", json=body)
-        self.assertInvalid(response, ["body"])
+        self.assertInvalid(response, ["body", "password"])
         self.assertFalse(
             self.env["emboux.mail.mailbox"].search(
                 [("email", "=", "hello@mycompany.com")]

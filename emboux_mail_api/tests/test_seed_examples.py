@@ -3,7 +3,13 @@ it (method, path, headers, raw body), checked for status, JSON keys and
 values; ids and timestamps aside. YOUR_API_KEY is tenant partner_42's key,
 MASTER_TOKEN the server's EMBOUX_API_KEY."""
 
-from .common import DOMAIN_KEYS, MAILBOX_KEYS, SEED_REGISTRATION, EmbouxApiCase
+from .common import (
+    DOMAIN_ITEM_KEYS,
+    DOMAIN_KEYS,
+    MAILBOX_KEYS,
+    SEED_REGISTRATION,
+    EmbouxApiCase,
+)
 
 JSON = "application/json"
 
@@ -50,7 +56,7 @@ class TestSeedExamples(EmbouxApiCase):
         self.create_domain("mycompany.com")
         self.create_domain("example.org")
         response = self.curl("GET", "/domains/", self.TOKEN_A)
-        items = self.assertList(response, DOMAIN_KEYS)
+        items = self.assertList(response, DOMAIN_ITEM_KEYS)
         self.assertEqual([d["name"] for d in items], ["example.org", "mycompany.com"])
 
     def test_delete_domain(self):
