@@ -7,3 +7,5 @@ from . import test_wizards
 from . import test_backend_tour
 from . import test_portal
 from . import test_sync
+from . import test_secrets
+from . import test_tenant_safety

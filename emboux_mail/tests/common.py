@@ -1,8 +1,37 @@
 import contextlib
+from unittest.mock import patch
+
+import dns.rdata
+import dns.resolver
 
 from odoo.tests import TransactionCase
 
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+
+
+class FakeDns:
+    """Answer the DNS checker from a dictionary, for the module tests (the
+    end-to-end tests in ``tests/`` use a real DNS server)."""
+
+    @contextlib.contextmanager
+    def fake_dns(self, zone):
+        """Answer DNS lookups from ``zone`` instead of the network:
+        ``{(name, type): [record text]}``, or an exception class to raise;
+        any other name is NXDOMAIN."""
+
+        def resolve(resolver, name, rdtype, *args, **kwargs):
+            answer = zone.get((str(name).rstrip("."), rdtype))
+            if answer is None:
+                raise dns.resolver.NXDOMAIN()
+            if isinstance(answer, type):
+                raise answer()
+            return [dns.rdata.from_text("IN", rdtype, text) for text in answer]
+
+        self.env["ir.config_parameter"].set_param(
+            "emboux_mail.dns_nameservers", "127.0.0.1"
+        )
+        with patch.object(dns.resolver.Resolver, "resolve", resolve):
+            yield
 
 
 class EmbouxHostingSetup:

@@ -11,3 +11,4 @@ from . import test_bad_input
 from . import test_rollback
 from . import test_seed_examples
 from . import test_database
+from . import test_tenant_safety

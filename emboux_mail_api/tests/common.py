@@ -14,14 +14,12 @@ import os
 import re
 from unittest.mock import patch
 
-import dns.rdata
-import dns.resolver
-
 from odoo.sql_db import TestCursor
 from odoo.tests import HttpCase, tagged
 from odoo.tools.misc import Callbacks
 
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+from odoo.addons.emboux_mail.tests.common import FakeDns
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 DOMAIN_KEYS = {"id", "name", "created_at"}
@@ -66,7 +64,7 @@ SEED_REGISTRATION = {
 
 
 @tagged("post_install", "-at_install")
-class EmbouxApiCase(HttpCase):
+class EmbouxApiCase(FakeDns, HttpCase):
     """Base of every REST API test."""
 
     MASTER = "env-master-token-4f9c2a7e"
@@ -220,26 +218,6 @@ class EmbouxApiCase(HttpCase):
             hooks.run()
 
         with patch.object(TestCursor, "commit", commit_then_run_hooks):
-            yield
-
-    @contextlib.contextmanager
-    def fake_dns(self, zone):
-        """Answer DNS lookups from ``zone`` instead of the network:
-        ``{(name, type): [record text]}``, or an exception class to raise;
-        any other name is NXDOMAIN."""
-
-        def resolve(resolver, name, rdtype, *args, **kwargs):
-            answer = zone.get((str(name).rstrip("."), rdtype))
-            if answer is None:
-                raise dns.resolver.NXDOMAIN()
-            if isinstance(answer, type):
-                raise answer()
-            return [dns.rdata.from_text("IN", rdtype, text) for text in answer]
-
-        self.env["ir.config_parameter"].set_param(
-            "emboux_mail.dns_nameservers", "127.0.0.1"
-        )
-        with patch.object(dns.resolver.Resolver, "resolve", resolve):
             yield
 
     # -- assertions ----------------------------------------------------------------

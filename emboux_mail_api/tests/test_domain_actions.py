@@ -40,6 +40,7 @@ class TestDomainActions(EmbouxApiCase):
         )
 
     def test_register_subdomain_errors(self):
+        self.plan_a.domains_allowed = 0
         self.create_domain("plain.example")
         self.create_domain("sub.plain.example")
         # tenant A's wildcard, placed by the master without vouching for it

@@ -67,7 +67,8 @@ class TestSeedExamples(EmbouxApiCase):
         self.assertDetail(response, 404, "Domain not found")
 
     def test_register_subdomain(self):
-        parent = self.create_domain("example.com", token=self.MASTER)
+        # the tenant's own wildcard: another party's adopts no subdomain
+        parent = self.create_domain("example.com", self.MASTER, "partner_42")
         self.env["emboux.mail.domain"].browse(parent["id"]).write(
             {"is_wildcard": True, "verified": True, "provider": "mailgun"}
         )
