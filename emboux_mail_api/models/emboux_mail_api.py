@@ -242,6 +242,7 @@ class EmbouxMailApi(models.AbstractModel):
                 ),
                 detail="Parent domain is not a verified wildcard",
             )
+        newly_verified = not domain.verified
         domain.write(
             {
                 "parent_id": parent.id,
@@ -253,6 +254,8 @@ class EmbouxMailApi(models.AbstractModel):
                 "dns_records": [],
             }
         )
+        if newly_verified:
+            domain._emboux_log_verified()
         return self._api_registration_dict(domain)
 
     @api.model
