@@ -91,9 +91,10 @@ def postfix_files(settings):
         # mailboxes map to themselves there, so a catch-all never takes
         # the mail of a real mailbox (the exact address is looked up first)
         "pgsql-aliases.cf": f"SELECT destination {view}aliases WHERE source = '%s'",
+        # suspended and unverified domains (the file keeps its first name)
         "pgsql-suspended.cf": (
-            "SELECT 'REJECT 5.7.1 Domain suspended' "
-            f"FROM {SCHEMA}.suspended_domains WHERE name = '%d'"
+            "SELECT 'REJECT 5.7.1 ' || reason "
+            f"FROM {SCHEMA}.refused_domains WHERE name = '%d'"
         ),
     }
     main = {
@@ -113,12 +114,15 @@ def postfix_files(settings):
         "virtual_mailbox_maps": f"pgsql:{conf}/pgsql-mailboxes.cf",
         "virtual_alias_maps": f"pgsql:{conf}/pgsql-aliases.cf",
         "virtual_transport": f"lmtp:inet:127.0.0.1:{s.lmtp_port}",
-        "smtpd_recipient_restrictions": (
+        # an MX for the hosted domains, not a relay (submission is elsewhere).
+        # The refusal comes first: an unverified domain is not a mailbox
+        # domain, so reject_unauth_destination would only say "Relay access
+        # denied". That map only ever answers REJECT, never OK (which here
+        # would allow relaying).
+        "smtpd_relay_restrictions": (
             f"check_recipient_access pgsql:{conf}/pgsql-suspended.cf, "
             "reject_unauth_destination"
         ),
-        # an MX for the hosted domains, not a relay (submission is elsewhere)
-        "smtpd_relay_restrictions": "reject_unauth_destination",
         "alias_maps": "",
         "alias_database": "",
         **s.postfix_extra,
@@ -165,10 +169,11 @@ def dovecot_files(settings):
         "driver = pgsql\n"
         f"connect = {connect}\n"
         "default_pass_scheme = SHA512-CRYPT\n"
-        # a suspended domain's mailboxes cannot log in; mail accepted before
-        # the suspension is still delivered (the user query ignores it)
+        # mailboxes of a suspended or unverified domain cannot log in; mail
+        # accepted before a suspension is still delivered (the user query
+        # ignores it)
         'password_query = SELECT "user", password FROM '
-        f"{SCHEMA}.users WHERE \"user\" = '%u' AND NOT suspended\n"
+        f"{SCHEMA}.users WHERE \"user\" = '%u' AND login_allowed\n"
         "user_query = SELECT "
         f"'{s.mail_root}/' || maildir AS home, "
         f"'maildir:{s.mail_root}/' || maildir AS mail, "
