@@ -1,5 +1,6 @@
 """Connected mode end to end: server A (upstream set) provisions server B
-through B's EmBoux API, from A's ORM over JSON-RPC."""
+through B's EmBoux API, from A's ORM over JSON-RPC. No tenant token is ever
+in clear in the databases or in the servers' logs."""
 
 import random
 import secrets
@@ -16,11 +17,33 @@ from rpc import OdooRpc, RpcError
 def servers(run_server):
     token = "emb_master_" + secrets.token_urlsafe(24)
     b = run_server("sync_b", env={"EMBOUX_API_KEY": token})
-    a = run_server("sync_a")
+    a = run_server("sync_a", env={"EMBOUX_SECRET_KEY": secrets.token_urlsafe(32)})
     rpc = OdooRpc(a.url, a.db)
     rpc.call("ir.config_parameter", "set_param", "emboux_mail.upstream_url", b.url)
     rpc.call("ir.config_parameter", "set_param", "emboux_mail.upstream_token", token)
-    return rpc, Api(b.url, token), b
+    return rpc, Api(b.url, token), b, a
+
+
+def tables_holding(cluster, db, tokens):
+    """The tables of ``db`` with a row whose text holds one of ``tokens``
+    (URL-safe, so a regular expression of them needs no escaping)."""
+    pattern = "|".join(tokens)
+    return cluster.psql(
+        "SELECT string_agg(table_name, ', ') FROM information_schema.tables "
+        "WHERE table_schema = 'public' AND table_type = 'BASE TABLE' "
+        "AND (xpath('/row/n/text()', query_to_xml(format("
+        "'SELECT count(*) AS n FROM %I t WHERE t::text ~ %L', "
+        f"table_name, '{pattern}'), false, true, '')))[1]::text <> '0'",
+        dbname=db,
+    )
+
+
+def assert_tokens_secret(cluster, tokens, *servers):
+    """No tenant token in clear in the servers' databases or logs."""
+    for server in servers:
+        assert not tables_holding(cluster, server.db, tokens), server.db
+        log = server.output()
+        assert not [t for t in tokens if t in log], server.log_path
 
 
 def names(api, path, field):
@@ -125,7 +148,7 @@ def same_domain(rpc, up, name):
 
 
 def test_changes_reach_upstream(servers, cluster):
-    rpc, b, b_server = servers
+    rpc, b, b_server, a_server = servers
     up = Upstream(b, b_server, cluster)
     plan = rpc.call(
         "emboux.mail.plan",
@@ -156,6 +179,14 @@ def test_changes_reach_upstream(servers, cluster):
     ]
     assert all(refs) and refs[0] != refs[1]
     assert [up.usage(t) for t in tokens] == [(refs[0], 0), (refs[1], 0)]
+    # A keeps them, encrypted, to address the keys on B
+    encrypted = cluster.psql(
+        "SELECT count(upstream_token_encrypted) FROM emboux_mail_api_key "
+        f"WHERE id IN ({keys[0]}, {keys[1]})",
+        dbname=a_server.db,
+    )
+    assert encrypted == "2"
+    assert_tokens_secret(cluster, tokens, a_server, b_server)
 
     # -- a domain, made a wildcard parent through A ----------------------------
     wild = rpc.call(
@@ -285,6 +316,9 @@ def test_changes_reach_upstream(servers, cluster):
         assert b("GET", f"/api-keys/{token}/usage").status_code == 404
     # nothing of it waits or failed in A's outbox
     assert not rpc.call("emboux.mail.sync.event", "search", [("state", "!=", "done")])
+    # B's access log showed the keys' paths, masked
+    assert "/api-keys/emb_…" in b_server.output()
+    assert_tokens_secret(cluster, tokens, a_server, b_server)
 
 
 # -- fault injection -------------------------------------------------------------
@@ -389,8 +423,8 @@ def xmlid_res_id(rpc, name):
     return data["res_id"]
 
 
-def test_fault_injection_converges(servers):
-    rpc, b, _b_server = servers
+def test_fault_injection_converges(servers, cluster):
+    rpc, b, b_server, a_server = servers
     b_host, b_port = b.base_url.split("//")[1].rsplit(":", 1)
     rnd = random.Random(SEED)
     plan = rpc.call(
@@ -408,11 +442,8 @@ def test_fault_injection_converges(servers):
         "create",
         {"name": "Fault Co", "is_company": True, "emboux_plan_id": plan},
     )
-    rpc.call(
-        "emboux.mail.api.key",
-        "create",
-        {"partner_id": tenant, "token": "emb_tenant_" + secrets.token_urlsafe(16)},
-    )
+    token = "emb_tenant_" + secrets.token_urlsafe(16)
+    rpc.call("emboux.mail.api.key", "create", {"partner_id": tenant, "token": token})
     sync_cron = xmlid_res_id(rpc, "ir_cron_emboux_mail_sync")
     accepted, refused = {}, {}
     with FaultProxy(
@@ -459,6 +490,7 @@ def test_fault_injection_converges(servers):
         finally:
             rpc.call(*params, "emboux_mail.upstream_url", b.base_url)
             rpc.call(*params, "emboux_mail.upstream_timeout", "")
+    assert_tokens_secret(cluster, [token], a_server, b_server)
     errors = rpc.call(
         "emboux.mail.sync.event", "search_count", [("state", "=", "error")]
     )

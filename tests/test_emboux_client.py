@@ -733,3 +733,19 @@ def test_other_statuses_are_the_base_error(stub):
             HTTPStatus(413).phrase,
         )
     assert type(error) is ec.EmbouxApiError
+
+
+def test_error_texts_mask_tokens(stub):
+    """A tenant key's token is its path: the client's errors, which end up
+    in logs and on records, show only its first characters."""
+    token = "emb_tenant_" + secrets.token_urlsafe(16)
+    server = stub([404])
+    with _client(server.url, []) as client:
+        error = pytest.raises(ec.EmbouxNotFound, client.delete_api_key, token)
+    assert str(error.value) == "DELETE /api-keys/emb_…: 404 Not Found"
+    assert server.requests[0]["path"] == f"/api-keys/{token}"
+    # no answer at all: requests' own text names the URL too
+    with _client(f"http://127.0.0.1:{_free_port()}", [], retries=0) as client:
+        error = pytest.raises(ec.EmbouxUnavailable, client.api_key_usage, token)
+    assert "/api-keys/emb_…/usage" in str(error.value)
+    assert token not in str(error.value)

@@ -68,11 +68,11 @@ class EmbouxMailApiKey(models.Model):
         copy=False,
         help="Write-only: the token is hashed when set and never read back.",
     )
-    upstream_token = fields.Char(
+    upstream_token_encrypted = fields.Char(
         copy=False,
         groups="base.group_system",
-        help="Connected mode only: the clear token, needed to address this key "
-        "on the upstream EmBoux API.",
+        help="Connected mode only: the token, needed to address this key on the "
+        "upstream EmBoux API, encrypted with the server's EMBOUX_SECRET_KEY.",
     )
     state = fields.Selection(
         [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")],
@@ -171,12 +171,13 @@ class EmbouxMailApiKey(models.Model):
         return super().unlink()
 
     # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
-    def _emboux_sync_key(self, operation, token=None, mark=True):
+    def _emboux_sync_key(self, operation, encrypted_token=None, mark=True):
         """Queue a change of this tenant's key upstream, addressed by its
-        clear token (kept in ``upstream_token``, system group only)."""
+        token (kept encrypted in ``upstream_token_encrypted``, decrypted
+        only to call the upstream)."""
         self.ensure_one()
-        token = token or self.sudo().upstream_token
-        if self.is_master or not self.partner_id or not token:
+        encrypted_token = encrypted_token or self.sudo().upstream_token_encrypted
+        if self.is_master or not self.partner_id or not encrypted_token:
             return
         values = {name: self[name] for name in QUOTA_FIELDS}
         values["active"] = self.active
@@ -184,7 +185,9 @@ class EmbouxMailApiKey(models.Model):
             self.expires_at.isoformat(timespec="seconds") if self.expires_at else None
         )
         payload = {"partner_ref": self.partner_ref, "values": values}
-        self._emboux_sync_enqueue(operation, payload, token=token, mark=mark)
+        self._emboux_sync_enqueue(
+            operation, payload, encrypted_token=encrypted_token, mark=mark
+        )
 
     # -- tokens ----------------------------------------------------------------
     def _emboux_set_token(self, token):
@@ -200,6 +203,11 @@ class EmbouxMailApiKey(models.Model):
                 self.env._("Token: another API key already has this token."),
                 detail="API key already exists",
             )
+        # connected: the upstream addresses a tenant's key by its token, kept
+        # encrypted (refused here, before anything, without a key to do so)
+        encrypted = False
+        if self.partner_id and not self.is_master and self._emboux_sync_configured():
+            encrypted = self._emboux_encrypt(token)
         self.env.cr.execute(
             SQL(
                 "UPDATE %s SET token_hash = %s, token_index = %s WHERE id = %s",
@@ -210,13 +218,13 @@ class EmbouxMailApiKey(models.Model):
             )
         )
         self.invalidate_recordset(["token_index", "token"])
-        if self._emboux_sync_configured():
-            # connected: the upstream addresses the key by its clear token
-            old = self.sudo().upstream_token
-            self.sudo().upstream_token = token
-            if old and old != token:  # a new token: replace the key upstream
-                self._emboux_sync_key("key_delete", token=old)
-                self._emboux_sync_key("key_create", token=token)
+        if encrypted:
+            old = self.sudo().upstream_token_encrypted
+            self.sudo().upstream_token_encrypted = encrypted
+            if old and self._emboux_decrypt(old) != token:
+                # a new token: replace the key upstream
+                self._emboux_sync_key("key_delete", encrypted_token=old)
+                self._emboux_sync_key("key_create", encrypted_token=encrypted)
 
     @api.model
     def _emboux_find_by_token(self, token):

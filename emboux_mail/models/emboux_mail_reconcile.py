@@ -1,12 +1,13 @@
 """Connected mode: import what exists only upstream, report the rest.
 
 A run reads the upstream lists (domains, mailboxes, aliases) with the
-master token, and each tenant key's own token (``upstream_token``) to learn
-which tenant owns a domain (``GET /domains/`` answers ``{id, name,
-created_at}`` only). What exists only upstream is created here with the
-context flag ``emboux_sync_skip``, so that the sync hooks do not send it
-back. What exists only here, or differs, is reported with counts on the
-run's record; nothing is ever deleted: an operator decides.
+master token, and each tenant key's own token (kept encrypted in
+``upstream_token_encrypted``) to learn which tenant owns a domain
+(``GET /domains/`` answers ``{id, name, created_at}`` only). What exists
+only upstream is created here with the context flag ``emboux_sync_skip``,
+so that the sync hooks do not send it back. What exists only here, or
+differs, is reported with counts on the run's record, with tokens masked;
+nothing is ever deleted: an operator decides.
 """
 
 import logging
@@ -15,6 +16,7 @@ from odoo import api, fields, models
 
 from ..exceptions import EmbouxUserError
 from ..services import emboux_client as ec
+from ..services.redaction import redact
 
 _logger = logging.getLogger(__name__)
 PAGE = 500
@@ -189,7 +191,7 @@ class EmbouxMailReconcile(models.Model):
             .sudo()
             .with_context(active_test=False)
             .search([])
-            .filtered("upstream_token")
+            .filtered("upstream_token_encrypted")
         )
         client = mixin._emboux_sync_client()
         try:
@@ -197,10 +199,14 @@ class EmbouxMailReconcile(models.Model):
             owners = self._emboux_upstream_owners(client, keys, progress)
             mailboxes = _all_items(client.list_mailboxes)
             aliases = _all_items(client.list_aliases)
-        except ec.EmbouxApiError as error:
+        except (ec.EmbouxApiError, EmbouxUserError) as error:
+            # no answer, or a tenant token this server cannot decrypt
             _logger.warning("upstream reconcile: cannot read the upstream: %s", error)
             return self.sudo().create(
-                {"state": "failed", "report": f"Cannot read the upstream: {error}"}
+                {
+                    "state": "failed",
+                    "report": redact(f"Cannot read the upstream: {error}"),
+                }
             )
         finally:
             client.close()
@@ -232,7 +238,9 @@ class EmbouxMailReconcile(models.Model):
             summary += f"; {pending} changes still in the outbox"
         _logger.info("upstream reconcile: %s", summary)
         return self.sudo().create(
-            dict(counts, pending=pending, report="\n".join([summary, *run.lines]))
+            dict(
+                counts, pending=pending, report=redact("\n".join([summary, *run.lines]))
+            )
         )
 
     @api.model
@@ -240,11 +248,11 @@ class EmbouxMailReconcile(models.Model):
         """``{domain name: partner_ref}`` from each tenant key's own list."""
         owners = {}
         keys = keys.filtered("partner_ref")
+        mixin = self.env["emboux.mail.sync.mixin"]
         for index, key in enumerate(keys):
             ref = key.partner_ref
-            client = self.env["emboux.mail.sync.mixin"]._emboux_sync_client(
-                token=key.upstream_token
-            )
+            token = mixin._emboux_decrypt(key.upstream_token_encrypted)
+            client = mixin._emboux_sync_client(token=token)
             try:
                 for item in _all_items(client.list_domains):
                     owners.setdefault(item["name"], ref)

@@ -14,6 +14,7 @@ from ..exceptions import (
 )
 from ..services import emboux_client as ec
 from ..services import hashing
+from ..services.redaction import redact
 from .emboux_mail_reconcile import _all_items
 
 _logger = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ class SecretMissing(Exception):
 class EmbouxMailSyncEvent(models.Model):
     """One change to send to the upstream EmBoux API, in ``id`` order.
 
-    ``payload`` never holds a password; the clear token of a tenant's key
-    (needed to address it upstream) is kept in ``upstream_token``, readable
-    by system administrators only, like the key's own field, and erased
-    once the change is delivered.
+    ``payload`` never holds a password; the token of a tenant's key (needed
+    to address it upstream) is kept encrypted in ``upstream_token_encrypted``,
+    as on the key, and erased once the change is delivered. ``last_error``
+    is stored with tokens masked.
     """
 
     _name = "emboux.mail.sync.event"
@@ -74,7 +75,7 @@ class EmbouxMailSyncEvent(models.Model):
     idempotency_key = fields.Char(
         compute="_compute_idempotency_key", store=True, index=True
     )
-    upstream_token = fields.Char(groups="base.group_system", copy=False)
+    upstream_token_encrypted = fields.Char(groups="base.group_system", copy=False)
     state = fields.Selection(
         [("pending", "Pending"), ("done", "Delivered"), ("error", "Refused")],
         default="pending",
@@ -104,11 +105,16 @@ class EmbouxMailSyncEvent(models.Model):
             )
             event.idempotency_key = f"{event.res_model}:{natural}"
 
+    def _emboux_token(self):
+        """The clear token of the tenant key this change addresses, if any."""
+        encrypted = self.sudo().upstream_token_encrypted
+        return self.env["emboux.mail.sync.mixin"]._emboux_decrypt(encrypted)
+
     # -- receipts: committed in a cursor of their own --------------------------
     def _emboux_receipt_key(self):
         key = self.idempotency_key
         if self.operation == "key_create":
-            key = f"{key}:{hashing.token_index(self.sudo().upstream_token or '')}"
+            key = f"{key}:{hashing.token_index(self._emboux_token() or '')}"
         return key
 
     def _emboux_receipt_add(self):
@@ -155,7 +161,7 @@ class EmbouxMailSyncEvent(models.Model):
             raise SecretMissing(
                 self.env._("The password of this change was not kept: set it again.")
             )
-        token = self.sudo().upstream_token
+        token = self._emboux_token()
         calls = {
             "domain_create": lambda: client.create_domain(
                 p["name"], p.get("partner_ref")
@@ -217,7 +223,7 @@ class EmbouxMailSyncEvent(models.Model):
         p = self.payload or {}
         try:
             if self.operation == "key_create":
-                usage = client.api_key_usage(self.sudo().upstream_token)
+                usage = client.api_key_usage(self._emboux_token())
                 return bool(p.get("partner_ref")) and (
                     usage.get("partner_ref") == p["partner_ref"]
                 )
@@ -257,11 +263,12 @@ class EmbouxMailSyncEvent(models.Model):
             .sudo()
             .with_context(active_test=False)
             .search([("partner_id.emboux_partner_ref", "=", partner_ref)])
-            .filtered("upstream_token")
+            .filtered("upstream_token_encrypted")
         )
         mixin = self.env["emboux.mail.sync.mixin"]
         for key in keys:
-            client = mixin._emboux_sync_client(token=key.upstream_token)
+            token = mixin._emboux_decrypt(key.upstream_token_encrypted)
+            client = mixin._emboux_sync_client(token=token)
             try:
                 if any(
                     d["name"] == domain_name for d in _all_items(client.list_domains)
@@ -301,7 +308,7 @@ class EmbouxMailSyncEvent(models.Model):
                 "state": "done",
                 "done_at": fields.Datetime.now(),
                 "last_error": False,
-                "upstream_token": False,
+                "upstream_token_encrypted": False,
                 "attempts": self.attempts + 1,
             }
         )
@@ -317,7 +324,8 @@ class EmbouxMailSyncEvent(models.Model):
         attempts = self.attempts + 1
         delay = timedelta(minutes=min(2 ** (attempts - 1), 60))
         message = self.env._(
-            "Upstream EmBoux API unreachable, will retry: %(error)s", error=str(error)
+            "Upstream EmBoux API unreachable, will retry: %(error)s",
+            error=redact(str(error)),
         )
         self.write(
             {
@@ -334,6 +342,7 @@ class EmbouxMailSyncEvent(models.Model):
     def _emboux_refuse(self, message):
         """The upstream refused a queued change: it stays visible, failed."""
         self.ensure_one()
+        message = redact(message)
         self.write(
             {"state": "error", "attempts": self.attempts + 1, "last_error": message}
         )
@@ -356,6 +365,7 @@ class EmbouxMailSyncEvent(models.Model):
                 str(item.get("msg", item)) if isinstance(item, dict) else str(item)
                 for item in detail
             )
+        detail = redact(detail)
         message = self.env._("Upstream EmBoux API: %(detail)s", detail=detail)
         if isinstance(error, ec.EmbouxForbidden) and error.quota_exceeded:
             return EmbouxQuotaError(message, detail)
@@ -413,7 +423,7 @@ class EmbouxMailSyncEvent(models.Model):
                     rest = events[index:]
                     if any(e.operation in NEEDS_SECRET for e in rest):
                         raise EmbouxUserError(
-                            f"{unavailable_message} ({error})"
+                            f"{unavailable_message} ({redact(str(error))})"
                         ) from error
                     event._emboux_postpone(error)
                     rest[1:]._emboux_mark_pending_all(event.last_error)
@@ -459,7 +469,8 @@ class EmbouxMailSyncEvent(models.Model):
                     break
                 except ec.EmbouxApiError as error:
                     event._emboux_refuse(str(self._emboux_local_error(error)))
-                except SecretMissing as error:
+                except (SecretMissing, EmbouxUserError) as error:
+                    # a password not kept, a token this server cannot decrypt
                     event._emboux_refuse(str(error))
                 done += 1
         finally:

@@ -16,6 +16,10 @@ How a change reaches the upstream (design.md §4), and why:
   durable, the cron delivers it in order with a backoff. A change needing
   a password cannot wait in the outbox (it is never stored), so it is
   refused with a clear message instead.
+* The upstream addresses a tenant's key by its clear token, so that token
+  is kept, encrypted with a key that is not in the database
+  (``EMBOUX_SECRET_KEY``): a copy of the database carries no usable token.
+  Error texts are stored with tokens masked.
 * Odoo replays a request after a serialization failure: the POST already
   sent then answers "already exists". Every successful create leaves a
   receipt, committed in a cursor of its own, so that a replay (or the
@@ -24,8 +28,13 @@ How a change reaches the upstream (design.md §4), and why:
   a delete is always success (the state matches).
 """
 
-from odoo import api, fields, models
+import os
 
+from odoo import api, fields, models
+from odoo.tools import config
+
+from ..exceptions import EmbouxUserError
+from ..services import encryption
 from ..services.emboux_client import EmbouxClient
 
 SYNC_STATES = [("synced", "Synced"), ("pending", "Pending"), ("error", "Failed")]
@@ -80,16 +89,59 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         )
 
     @api.model
+    def _emboux_secret_key(self):
+        """The key of the tenant tokens' encryption, from the server and
+        never from the database."""
+        secret = os.environ.get("EMBOUX_SECRET_KEY") or config.get("emboux_secret_key")
+        if not secret:
+            raise EmbouxUserError(
+                self.env._(
+                    "Connected mode keeps each customer API key's token "
+                    "encrypted, and no encryption key is set: set the "
+                    "environment variable EMBOUX_SECRET_KEY (or emboux_secret_key "
+                    "in the Odoo configuration file) and restart Odoo."
+                )
+            )
+        return secret
+
+    @api.model
+    def _emboux_encrypt(self, token):
+        return encryption.encrypt(self._emboux_secret_key(), token)
+
+    @api.model
+    def _emboux_decrypt(self, encrypted):
+        """The clear token of ``encrypted`` (False for none)."""
+        if not encrypted:
+            return False
+        try:
+            return encryption.decrypt(self._emboux_secret_key(), encrypted)
+        except encryption.UnreadableSecret as error:
+            raise EmbouxUserError(
+                self.env._(
+                    "A customer API key's token cannot be decrypted: "
+                    "EMBOUX_SECRET_KEY is not the key it was encrypted with. "
+                    "Set that key again and restart Odoo."
+                )
+            ) from error
+
+    @api.model
     def _emboux_sync_only(self, vals):
         """True when a write touches only the sync bookkeeping."""
         return set(vals) <= SYNC_FIELDS
 
     def _emboux_sync_enqueue(
-        self, operation, payload=None, name=None, secret=None, token=None, mark=True
+        self,
+        operation,
+        payload=None,
+        name=None,
+        secret=None,
+        encrypted_token=None,
+        mark=True,
     ):
         """Queue ``operation`` for each record (see the module docstring);
         nothing happens without an upstream, nor for what the reconcile
-        imports from it (context ``emboux_sync_skip``)."""
+        imports from it (context ``emboux_sync_skip``). ``encrypted_token``:
+        the tenant key's token the change addresses, encrypted."""
         if self.env.context.get("emboux_sync_skip"):
             return
         if not self or not self._emboux_sync_configured():
@@ -106,7 +158,7 @@ class EmbouxMailSyncMixin(models.AbstractModel):
                     "name": name or record.display_name,
                     "operation": operation,
                     "payload": payload or {},
-                    "upstream_token": token,
+                    "upstream_token_encrypted": encrypted_token,
                     "company_id": record._emboux_sync_company().id,
                 }
             )

@@ -10,7 +10,8 @@ of parsing texts. Transient failures are retried only when a second try
 cannot do anything twice: idempotent methods (GET, PUT, DELETE) on 502/503/504
 and on network errors, and any method when the connection itself failed (the
 server never saw the request). A POST that may have reached the server is
-never replayed: it could create a resource twice.
+never replayed: it could create a resource twice. Error texts never carry
+a token: ``/api-keys/{token}`` paths are masked in them.
 """
 
 import datetime
@@ -23,6 +24,8 @@ import requests
 
 # urllib3 ships with requests; requests re-exports it under requests.packages
 from requests.packages.urllib3.exceptions import ConnectTimeoutError
+
+from .redaction import redact
 
 DEFAULT_TIMEOUT = (5, 30)
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
@@ -186,9 +189,8 @@ class EmbouxClient:
                 )
             except NETWORK_ERRORS as exc:
                 if last or not (idempotent or _never_sent(exc)):
-                    raise EmbouxUnavailable(
-                        f"{method} {path}: no answer from {self.base_url}: {exc}"
-                    ) from exc
+                    message = f"{method} {path}: no answer from {self.base_url}: {exc}"
+                    raise EmbouxUnavailable(redact(message)) from exc
             else:
                 if last or not idempotent or response.status_code not in RETRY_STATUSES:
                     return response
@@ -210,7 +212,8 @@ class EmbouxClient:
         error = ERRORS_BY_STATUS.get(status)
         if error is None:
             error = EmbouxServerError if status >= 500 else EmbouxApiError
-        raise error(f"{method} {path}: {status} {detail}", status, detail, content)
+        message = redact(f"{method} {path}: {status} {detail}")
+        raise error(message, status, detail, content)
 
     def _json(self, method, path, body=None, params=None):
         """The decoded JSON of a successful call, None for a 204."""
@@ -232,8 +235,10 @@ class EmbouxClient:
             return response.json()
         except ValueError as exc:
             raise EmbouxApiError(
-                f"{method} {path}: {response.status_code} answered a body "
-                f"that is not JSON: {response.text[:200]!r}",
+                redact(
+                    f"{method} {path}: {response.status_code} answered a body "
+                    f"that is not JSON: {response.text[:200]!r}"
+                ),
                 response.status_code,
                 body=response.text,
             ) from exc

@@ -1,6 +1,7 @@
 """The outbox of the connected mode, with a fake upstream client (Odoo
 blocks outgoing HTTP in tests)."""
 
+import os
 from unittest.mock import patch
 
 from odoo.tests import tagged
@@ -9,13 +10,21 @@ from ..exceptions import EmbouxQuotaError, EmbouxUserError, EmbouxValidationErro
 from ..services import emboux_client as ec
 from .common import EmbouxMailCase
 
+SECRET_KEY = "the test servers' secret, not a Fernet key"
+
 
 class FakeUpstream:
-    """Records calls; ``fail`` maps a method name to the error it raises."""
+    """Records calls; ``fail`` maps a method name to the error it raises;
+    ``token`` is the tenant token of the last client asked for."""
 
     def __init__(self):
         self.calls = []
         self.fail = {}
+        self.token = None
+
+    def as_token(self, token):
+        self.token = token
+        return self
 
     def close(self):
         pass
@@ -40,11 +49,16 @@ class FakeUpstream:
         return call
 
 
-@tagged("post_install", "-at_install")
-class TestSync(EmbouxMailCase):
+class ConnectedCase(EmbouxMailCase):
+    """Connected to a fake upstream (an ``upstream_class``), the server's
+    encryption key set; receipts kept in memory."""
+
+    upstream_class = FakeUpstream
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls.startClassPatcher(patch.dict(os.environ, {"EMBOUX_SECRET_KEY": SECRET_KEY}))
         params = cls.env["ir.config_parameter"].sudo()
         params.set_param("emboux_mail.upstream_url", "http://upstream.invalid")
         params.set_param("emboux_mail.upstream_token", "master-token-xyz")
@@ -53,14 +67,16 @@ class TestSync(EmbouxMailCase):
     def setUp(self):
         super().setUp()
         self.env.cr.precommit.clear()
-        self.upstream = FakeUpstream()
+        self.upstream = self.upstream_class()
         self.receipts = set()
         mixin = type(self.env["emboux.mail.sync.mixin"])
         event = type(self.env["emboux.mail.sync.event"])
         receipts = self.receipts
         patches = [
             patch.object(
-                mixin, "_emboux_sync_client", lambda _s, token=None: self.upstream
+                mixin,
+                "_emboux_sync_client",
+                lambda _s, token=None: self.upstream.as_token(token),
             ),
             patch.object(
                 event,
@@ -91,18 +107,21 @@ class TestSync(EmbouxMailCase):
             return error
         self.fail(f"{error_class.__name__} not raised")
 
+
+@tagged("post_install", "-at_install")
+class TestSync(ConnectedCase):
     def test_sent_in_order(self):
         domain = self.make_domain("sync.example")
-        self.Mailbox.create({"email": "a@sync.example", "password": "pw-12345"})
+        self.Mailbox.create({"email": "a@sync.example", "password": "pw-1234567890"})
         self.Alias.create({"source": "b@sync.example", "destination": "a@x.org"})
         self.commit()
         self.assertEqual(
             [name for name, _args in self.upstream.calls],
             ["create_domain", "create_mailbox", "create_alias"],
         )
-        self.assertEqual(self.upstream.calls[1][1][2], "pw-12345")
+        self.assertEqual(self.upstream.calls[1][1][2], "pw-1234567890")
         self.assertEqual(domain.sync_state, "synced")
-        self.assertNotStoredAnywhere("pw-12345")
+        self.assertNotStoredAnywhere("pw-1234567890")
 
     def test_refusal_raises_upstream_detail(self):
         self.upstream.fail["create_domain"] = ec.EmbouxForbidden(
@@ -137,7 +156,9 @@ class TestSync(EmbouxMailCase):
     def test_password_refused_while_unreachable(self):
         self.make_domain("pw.example")
         self.commit()
-        mailbox = self.Mailbox.create({"email": "a@pw.example", "password": "pw-1"})
+        mailbox = self.Mailbox.create(
+            {"email": "a@pw.example", "password": "pw-first-1"}
+        )
         self.commit()
         self.upstream.fail["set_password"] = ec.EmbouxUnavailable("down")
         mailbox.password = "pw-secret-2"
@@ -188,7 +209,9 @@ class TestSync(EmbouxMailCase):
     def test_api_key_sent_with_its_token(self):
         key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
         self.commit()
-        self.assertEqual(key.sudo().upstream_token, token)
+        self.assertEqual(
+            key._emboux_decrypt(key.sudo().upstream_token_encrypted), token
+        )
         self.assertEqual(self.upstream.calls[-1][0], "create_api_key")
         self.assertEqual(self.upstream.calls[-1][1][0], token)
         key.action_revoke()
@@ -210,11 +233,6 @@ class FakeListingUpstream(FakeUpstream):
         self.owned = {}
         self.mailboxes = []
         self.aliases = []
-        self.token = None
-
-    def as_token(self, token):
-        self.token = token
-        return self
 
     def list_domains(self, limit=None, offset=None):
         if self.token:
@@ -239,34 +257,23 @@ class FakeListingUpstream(FakeUpstream):
 
 
 @tagged("post_install", "-at_install")
-class TestReconcile(EmbouxMailCase):
+class TestReconcile(ConnectedCase):
     """Import what exists only upstream, report the rest, delete nothing."""
+
+    upstream_class = FakeListingUpstream
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        params = cls.env["ir.config_parameter"].sudo()
-        params.set_param("emboux_mail.upstream_url", "http://upstream.invalid")
-        params.set_param("emboux_mail.upstream_token", "master-token-xyz")
-        cls.Event = cls.env["emboux.mail.sync.event"].sudo()
         cls.Reconcile = cls.env["emboux.mail.reconcile"]
         cls.tenant._emboux_tenant()
+        encrypted = cls.Key._emboux_encrypt("tenant-token-0123456789")
         cls.key.sudo().with_context(emboux_sync_skip=True).write(
-            {"upstream_token": "tenant-token-0123456789"}
+            {"upstream_token_encrypted": encrypted}
         )
 
     def setUp(self):
         super().setUp()
-        self.env.cr.precommit.clear()
-        self.upstream = FakeListingUpstream()
-        mixin = type(self.env["emboux.mail.sync.mixin"])
-        patcher = patch.object(
-            mixin,
-            "_emboux_sync_client",
-            lambda _s, token=None: self.upstream.as_token(token),
-        )
-        patcher.start()
-        self.addCleanup(patcher.stop)
         self.upstream.domains = [
             {"id": 1, "name": "up.example"},
             {"id": 2, "name": "orphan.example"},
@@ -296,7 +303,7 @@ class TestReconcile(EmbouxMailCase):
         """What exists here before the run, delivered upstream already."""
         self.make_domain("both.example")
         self.make_domain("local.example")
-        self.Mailbox.create({"email": "m@both.example", "password": "pw-12345"})
+        self.Mailbox.create({"email": "m@both.example", "password": "pw-1234567890"})
         self.Alias.create({"source": "c@both.example", "destination": "m@x.org"})
         self.env.cr.precommit.run()
         self.upstream.calls.clear()
