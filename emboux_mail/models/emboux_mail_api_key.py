@@ -154,18 +154,26 @@ class EmbouxMailApiKey(models.Model):
                 for name in QUOTA_FIELDS:
                     vals.setdefault(name, source[name])
         keys = super().create(vals_list)
+        keys._emboux_log("key_created")
         for key in keys:
             key._emboux_sync_key("key_create")
         return keys
 
     def write(self, vals):
+        toggled = self.filtered(
+            lambda key: "active" in vals and key.active != bool(vals["active"])
+        )
         result = super().write(vals)
+        if toggled:
+            event = "key_restored" if vals["active"] else "key_revoked"
+            toggled._emboux_log(event)
         if not self._emboux_sync_only(vals) and set(vals) & SYNCED_FIELDS:
             for key in self:
                 key._emboux_sync_key("key_update")
         return result
 
     def unlink(self):
+        self._emboux_log("key_deleted")
         for key in self:
             key._emboux_sync_key("key_delete", mark=False)
         return super().unlink()
@@ -268,7 +276,12 @@ class EmbouxMailApiKey(models.Model):
         return key, token
 
     def action_revoke(self):
+        self.check_access("write")
         self.active = False
 
     def action_restore(self):
+        self.check_access("write")
         self.active = True
+
+    def _emboux_log(self, event):
+        self.env["emboux.mail.security.log"]._emboux_log(event, self)

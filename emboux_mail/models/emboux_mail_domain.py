@@ -311,12 +311,17 @@ class EmbouxMailDomain(models.Model):
         return {
             "verified": False,
             "verified_by": False,
-            "verification_token": hashing.generate_verification_token(),
+            "verification_token": vals.get("verification_token")
+            or hashing.generate_verification_token(),
             "verification_next_at": fields.Datetime.now() + VERIFY_BACKOFF,
         }
 
     def _emboux_check_active(self):
-        """Nothing new on a suspended domain (deletes still work)."""
+        """Nothing new on a suspended domain (deletes still work). What the
+        reconcile imports (context ``emboux_sync_skip``) already exists
+        upstream: it is mirrored as it is."""
+        if self.env.context.get("emboux_sync_skip"):
+            return
         for domain in self.filtered("suspended"):
             raise EmbouxForbidden(
                 self.env._(
@@ -669,10 +674,14 @@ class EmbouxMailDomain(models.Model):
         """Queue the upstream creation, then ``register-subdomain`` for a
         subdomain of a verified wildcard parent (after it exists upstream)."""
         for domain in self:
-            domain._emboux_sync_enqueue(
-                "domain_create",
-                {"name": domain.name, "partner_ref": domain.partner_ref or None},
-            )
+            payload = {"name": domain.name, "partner_ref": domain.partner_ref or None}
+            if not domain.verified:
+                # the upstream must not route it either, and looks for the
+                # same record as this database
+                payload.update(
+                    verified=False, verification_token=domain.verification_token
+                )
+            domain._emboux_sync_enqueue("domain_create", payload)
             parent = domain.sudo().parent_id
             if parent.is_wildcard and parent.verified:
                 domain._emboux_sync_enqueue("domain_register", {"name": domain.name})

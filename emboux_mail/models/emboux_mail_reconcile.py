@@ -160,6 +160,7 @@ class EmbouxMailReconcile(models.Model):
     @api.model
     def action_reconcile(self):
         """Run now (manager's action) and show the run's report."""
+        self.check_access("read")
         run = self._emboux_reconcile()
         return {
             "type": "ir.actions.act_window",

@@ -22,6 +22,7 @@ _logger = logging.getLogger(__name__)
 OPERATIONS = [
     ("domain_create", "Create domain"),
     ("domain_register", "Register subdomain"),
+    ("domain_verify", "Verify domain"),
     ("domain_delete", "Delete domain"),
     ("domain_suspend", "Suspend domain"),
     ("domain_activate", "Activate domain"),
@@ -164,9 +165,13 @@ class EmbouxMailSyncEvent(models.Model):
         token = self._emboux_token()
         calls = {
             "domain_create": lambda: client.create_domain(
-                p["name"], p.get("partner_ref")
+                p["name"],
+                p.get("partner_ref"),
+                verified=p.get("verified"),
+                verification_token=p.get("verification_token"),
             ),
             "domain_register": lambda: client.register_subdomain(p["name"]),
+            "domain_verify": lambda: self._emboux_verify_upstream(client, p["name"]),
             "domain_delete": lambda: client.delete_domain(p["name"]),
             "domain_suspend": lambda: client.suspend(p["name"]),
             "domain_activate": lambda: client.activate(p["name"]),
@@ -211,6 +216,16 @@ class EmbouxMailSyncEvent(models.Model):
             if op in DELETES:
                 return None  # already gone: the state matches
             raise
+
+    def _emboux_verify_upstream(self, client, name):
+        """The upstream checks the TXT record itself: until it sees it too
+        (DNS propagates), the change waits and is tried again later."""
+        answer = client.verify_domain(name)
+        if not answer.get("verified"):
+            raise ec.EmbouxUnavailable(
+                f"the upstream does not see the TXT record of {name} yet"
+            )
+        return answer
 
     def _emboux_upstream_match(self, client):
         """For a create replayed from the outbox that met "already exists"
@@ -481,6 +496,7 @@ class EmbouxMailSyncEvent(models.Model):
 
     def action_retry(self):
         """Put these changes back in the queue and deliver them now."""
+        self.check_access("write")
         self.write({"state": "pending", "next_attempt_at": False})
         self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger()
         return True

@@ -177,7 +177,9 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         return company or self.env.company
 
     def action_sync_retry(self):
-        """Deliver these records' undelivered changes again, now."""
+        """Deliver these records' undelivered changes again, now (an
+        operator's action: it needs write access to the records)."""
+        self.check_access("write")
         events = (
             self.env["emboux.mail.sync.event"]
             .sudo()

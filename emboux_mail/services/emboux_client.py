@@ -244,11 +244,27 @@ class EmbouxClient:
             ) from exc
 
     # -- domains ---------------------------------------------------------------
-    def create_domain(self, name, partner_ref=None):
+    def create_domain(
+        self, name, partner_ref=None, verified=None, verification_token=None
+    ):
         """``partner_ref`` assigns the domain to a tenant (master token only;
-        a customer token's own tenant always wins)."""
-        body = _given(None, name=name, partner_ref=partner_ref)
+        a customer token's own tenant always wins). A master vouches for the
+        name unless ``verified`` is false; then the owner proves control with
+        the TXT record of ``verification_token`` (the upstream's own if
+        None)."""
+        body = _given(
+            None,
+            name=name,
+            partner_ref=partner_ref,
+            verified=verified,
+            verification_token=verification_token,
+        )
         return self._json("POST", "/domains/", body)
+
+    def verify_domain(self, name):
+        """Looks for the domain's ownership TXT record now; the answer says
+        whether it is verified and, if not, the record to publish."""
+        return self._json("POST", f"/domains/{_segment(name)}/verify")
 
     def list_domains(self, limit=None, offset=None):
         return self._page("/domains/", limit=limit, offset=offset)

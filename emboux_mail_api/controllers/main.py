@@ -256,6 +256,13 @@ class EmbouxApiController(http.Controller):
                     description="Master only: false to have the owner prove "
                     "control first (default true: the master vouches).",
                 ),
+                "verification_token": Field(
+                    "str",
+                    nullable=True,
+                    pattern=r"[A-Za-z0-9_-]{16,64}",
+                    description="Master only, with verified false: the token "
+                    "of the TXT record to look for (a new one if absent).",
+                ),
             },
             status=201,
             response="Domain",
@@ -267,9 +274,7 @@ class EmbouxApiController(http.Controller):
         )
     )
     def domain_create(self, api, caller, body, query):
-        return api._api_domain_create(
-            caller, body["name"], body.get("partner_ref"), body.get("verified")
-        )
+        return api._api_domain_create(caller, body["name"], body)
 
     @api_route(
         Route("GET", "/domains/", "List domains", query=PAGING, response="[DomainItem]")

@@ -174,17 +174,21 @@ class EmbouxMailApi(models.AbstractModel):
         }
 
     @api.model
-    def _api_domain_create(self, caller, name, partner_ref=None, verified=None):
+    def _api_domain_create(self, caller, name, values):
         """A master places a name deliberately, verified unless it asks
-        otherwise; a customer's name must be available and proven."""
+        otherwise (then possibly with the token of the record to look for);
+        a customer's name must be available and proven."""
         Domain = self.env["emboux.mail.domain"]
         if not caller.is_master:
             domain = Domain._emboux_create_for_customer(caller.tenant, name)
             return self._api_domain_dict(domain)
+        partner_ref = values.get("partner_ref")
         tenant = self._api_tenant(partner_ref, create=True) if partner_ref else None
         vals = {"name": name, "partner_id": tenant.id if tenant else False}
-        if verified is not None:
-            vals["verified"] = verified
+        if values.get("verified") is not None:
+            vals["verified"] = values["verified"]
+        if values.get("verification_token"):
+            vals["verification_token"] = values["verification_token"]
         return self._api_domain_dict(Domain.create(vals))
 
     @api.model
