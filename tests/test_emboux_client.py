@@ -28,6 +28,7 @@ ROUTES = {
     ("/domains/", "get"),
     ("/domains/{domain_name}", "delete"),
     ("/domains/{domain_name}/register-subdomain", "post"),
+    ("/domains/{domain_name}/verify", "post"),
     ("/domains/{domain_name}/parent", "put"),
     ("/domains/{domain_name}/dns-check", "get"),
     ("/domains/{domain_name}/owner", "put"),
@@ -116,7 +117,9 @@ def test_domains_create_list_delete(api):
     ]
     assert page.total == 2
     items, total = alpha.list_domains(limit=1, offset=1)
-    assert (items, total) == ([first], 2)
+    # the list adds each domain's state; a customer's waits for its proof
+    state = {"verified": False, "suspended": False, "suspension_reason": None}
+    assert (items, total) == ([{**first, **state}], 2)
     assert [d["name"] for d in beta.list_domains().items] == [
         "master.client-beta.example"
     ]
@@ -267,10 +270,47 @@ def test_dns_check(api):
     )
 
 
+def test_verify_domain(api):
+    owner = api.tenant("client_proof", domains_allowed=0)
+    owner.create_domain("client-proof.example")
+    answer = owner.verify_domain("client-proof.example")
+    token = answer["verification_token"]
+    assert answer["verified"] is False and token
+    assert answer["dns_records"] == [
+        {
+            "record_type": "TXT",
+            "name": "client-proof.example",
+            "value": f"emboux-verification={token}",
+        }
+    ]
+    # a master places a name for a tenant that must prove it, with its token
+    api.master.create_domain(
+        "placed-proof.example",
+        partner_ref="client_proof",
+        verified=False,
+        verification_token="token-of-the-placer-0001",
+    )
+    answer = owner.verify_domain("placed-proof.example")
+    assert (answer["verified"], answer["verification_token"]) == (
+        False,
+        "token-of-the-placer-0001",
+    )
+    api.master.create_domain("vouched-proof.example", partner_ref="client_proof")
+    assert owner.verify_domain("vouched-proof.example")["verified"] is True
+    _refused(
+        lambda: owner.verify_domain("nobody-proof.example"),
+        ec.EmbouxNotFound,
+        404,
+        "Domain not found",
+    )
+
+
 def test_mailboxes(api):
     owner = api.tenant("client_box", domains_allowed=0, mailboxes_per_domain=3)
     domain = owner.create_domain("client-box.example")
-    ann = owner.create_mailbox("client-box.example", "Ann@Client-Box.example", "pw-1")
+    ann = owner.create_mailbox(
+        "client-box.example", "Ann@Client-Box.example", "Secret-pw-01"
+    )
     assert ann["email"] == "ann@client-box.example"
     assert ann["domain_id"] == domain["id"] and STAMP.match(ann["created_at"])
     _refused(
@@ -302,8 +342,10 @@ def test_mailboxes(api):
         ("body", "password"),
     }
     # "+" must survive the path: the client quotes it
-    tagged = owner.create_mailbox("client-box.example", "a+b@client-box.example", "p")
-    owner.create_mailbox("client-box.example", "bob@client-box.example", "pw-3")
+    tagged = owner.create_mailbox(
+        "client-box.example", "a+b@client-box.example", "Secret-pw-02"
+    )
+    owner.create_mailbox("client-box.example", "bob@client-box.example", "Secret-pw-03")
     full = _refused(
         lambda: owner.create_mailbox(
             "client-box.example", "cy@client-box.example", "x"
@@ -322,7 +364,7 @@ def test_mailboxes(api):
     )
     assert owner.list_mailboxes(domain_id=domain["id"] + 10_000) == ([], 0)
 
-    assert owner.set_password(tagged["email"], "new-pw") == {
+    assert owner.set_password(tagged["email"], "New-secret-04") == {
         "message": "Contraseña actualizada correctamente"
     }
     assert owner.get_quota(tagged["email"])["email"] == "a+b@client-box.example"
@@ -353,7 +395,9 @@ def test_mailboxes(api):
 def test_aliases(api):
     owner = api.tenant("client_alias", domains_allowed=0, aliases_per_mailbox=1)
     domain = owner.create_domain("client-alias.example")
-    owner.create_mailbox("client-alias.example", "ann@client-alias.example", "pw")
+    owner.create_mailbox(
+        "client-alias.example", "ann@client-alias.example", "Secret-pw-05"
+    )
     catch_all = owner.create_alias(
         "client-alias.example", "@client-alias.example", "ann@client-alias.example"
     )
