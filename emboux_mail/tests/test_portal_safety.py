@@ -90,6 +90,18 @@ class TestPortalSafety(FakeDns, EmbouxPortalCase):
         ]
         self.assertEqual(names, ["acme.test"])
 
+    def test_revoking_a_key_is_logged_with_the_portal_user(self):
+        self.login(self.acme_user)
+        response = self.post(f"/my/email/keys/{self.key.id}/revoke")
+        self.assertEqual(response.status_code, 303)
+        log = self.env["emboux.mail.security.log"].search(
+            [("event", "=", "key_revoked"), ("res_id", "=", self.key.id)]
+        )
+        self.assertEqual(
+            (log.user_id, log.channel, log.partner_id, log.address),
+            (self.acme_user, "portal", self.acme, "127.0.0.1"),
+        )
+
     # -- JSON-RPC reaches nothing the pages do not -----------------------------------
     def test_json_rpc_reaches_no_internal_action(self):
         self.env["ir.config_parameter"].set_param(

@@ -287,3 +287,23 @@ class TestTenantSafety(EmbouxApiCase):
         self.assertEqual(set(logs.mapped("channel")), {"api"})
         self.assertEqual(set(logs.mapped("address")), {"127.0.0.1"})
         self.assertEqual(logs.partner_id, self.tenant_a)
+
+    def test_key_lifecycle_is_logged(self):
+        token = "emb_logged_key_000000000001"
+        self.secrets.add(token)
+        body = {"token": token, "partner_ref": "partner_42"}
+        self.assertEqual(self.master("POST", "/api-keys/", json=body).status_code, 201)
+        for active in (False, True):
+            self.master("PUT", f"/api-keys/{token}", json={"active": active})
+        self.assertEmpty204(self.master("DELETE", f"/api-keys/{token}"))
+        logs = self.env["emboux.mail.security.log"].search(
+            [("res_model", "=", "emboux.mail.api.key"), ("channel", "=", "api")],
+            order="id",
+        )
+        self.assertEqual(
+            logs.mapped("event"),
+            ["key_created", "key_revoked", "key_restored", "key_deleted"],
+        )
+        self.assertEqual(logs.partner_id, self.tenant_a)
+        self.assertEqual(set(logs.mapped("address")), {"127.0.0.1"})
+        self.assertNotIn(token, " ".join(logs.mapped("name")))
