@@ -44,7 +44,7 @@ def test_parallel_users_stop_at_quota(demo_server):
         lambda i: {
             "domain_name": "race-api.example",
             "email": f"u{i}@race-api.example",
-            "password": "pw-123456",
+            "password": "pw-1234567890",
         },
     )
     statuses = sorted(status for status, _body in results)

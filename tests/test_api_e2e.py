@@ -77,7 +77,7 @@ def test_full_scenario(master, demo_server):
         {
             "domain_name": "alpha-one.example",
             "email": "Ann@Alpha-One.example",
-            "password": "pw-one-1",
+            "password": "pw-one-secret-1",
         },
         201,
     )
@@ -88,7 +88,7 @@ def test_full_scenario(master, demo_server):
         {
             "domain_name": "alpha-one.example",
             "email": "bob@alpha-one.example",
-            "password": "pw-two-2",
+            "password": "pw-two-secret-2",
         },
         201,
     )
@@ -98,7 +98,7 @@ def test_full_scenario(master, demo_server):
         json={
             "domain_name": "alpha-one.example",
             "email": "cy@alpha-one.example",
-            "password": "pw-3",
+            "password": "pw-three-secret-3",
         },
     )
     assert (full.status_code, _detail(full)) == (
@@ -111,7 +111,9 @@ def test_full_scenario(master, demo_server):
     ] == ("ann@alpha-one.example")
     stolen = beta("PUT", "/users/ann@alpha-one.example", json={"password": "x"})
     assert (stolen.status_code, _detail(stolen)) == (404, "Mailbox not found")
-    changed = alpha.ok("PUT", "/users/ann@alpha-one.example", {"password": "pw-new"})
+    changed = alpha.ok(
+        "PUT", "/users/ann@alpha-one.example", {"password": "pw-new-secret"}
+    )
     assert changed == {"message": "Contraseña actualizada correctamente"}
     alias = alpha.ok(
         "POST",
