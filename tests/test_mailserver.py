@@ -181,8 +181,12 @@ def test_unverified_domain_is_refused_until_proven(
     user, other = f"owner@{name}", f"team@{name}"
     password = password_of(user)
     tenant.ok("POST", "/domains/", {"name": name}, 201)
-    for email in (user, other):
-        body = {"domain_name": name, "email": email, "password": password_of(email)}
+    for address in (user, other):
+        body = {
+            "domain_name": name,
+            "email": address,
+            "password": password_of(address),
+        }
         tenant.ok("POST", "/users/", body, 201)
     pending = tenant.ok("POST", f"/domains/{name}/verify")
     record = f"emboux-verification={pending['verification_token']}"
