@@ -142,11 +142,16 @@ class EmbouxMailSyncEvent(models.Model):
             return bool(cr.fetchone())
 
     def _emboux_receipt_drop(self):
+        """Forget the receipts of this object: its own key, or its key and a
+        ``:`` suffix (a key's receipt names its token) — never another
+        object whose name merely starts the same (``example.com.au``)."""
         with self.env.registry.cursor() as cr:
             cr.execute(
                 SQL(
-                    "DELETE FROM emboux_mail_sync_receipt WHERE key LIKE %s",
-                    self.idempotency_key + "%",
+                    "DELETE FROM emboux_mail_sync_receipt "
+                    "WHERE key = %s OR starts_with(key, %s)",
+                    self.idempotency_key,
+                    self.idempotency_key + ":",
                 )
             )
 
@@ -513,3 +518,13 @@ class EmbouxMailSyncReceipt(models.Model):
 
     key = fields.Char(required=True, index=True)
     create_date = fields.Datetime(index=True)
+
+    @api.autovacuum
+    def _gc_expired(self):
+        """A receipt only answers replays within ``RECEIPT_TTL``."""
+        self.env.cr.execute(
+            SQL(
+                "DELETE FROM emboux_mail_sync_receipt WHERE create_date < %s",
+                fields.Datetime.now() - RECEIPT_TTL,
+            )
+        )

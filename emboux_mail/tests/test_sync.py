@@ -2,8 +2,10 @@
 blocks outgoing HTTP in tests)."""
 
 import os
+from datetime import timedelta
 from unittest.mock import patch
 
+from odoo import fields
 from odoo.tests import tagged
 
 from ..exceptions import EmbouxQuotaError, EmbouxUserError, EmbouxValidationError
@@ -404,3 +406,56 @@ class TestReconcile(ConnectedCase):
         self.assertTrue(self.Reconcile.search([]))
         action = self.Reconcile.action_reconcile()
         self.assertEqual(action["res_model"], "emboux.mail.reconcile")
+
+
+class TestReceipts(EmbouxMailCase):
+    """Receipts are written in a cursor of their own; in test mode that
+    cursor shares the test's transaction, so what they do is seen here."""
+
+    def setUp(self):
+        super().setUp()
+        self.registry.enter_test_mode(self.cr)
+        self.addCleanup(self.registry.leave_test_mode)
+
+    def receipts(self):
+        self.cr.execute("SELECT key FROM emboux_mail_sync_receipt")
+        return {key for (key,) in self.cr.fetchall()}
+
+    def add(self, *keys, age=timedelta()):
+        for key in keys:
+            self.cr.execute(
+                "INSERT INTO emboux_mail_sync_receipt (key, create_date) "
+                "VALUES (%s, %s)",
+                [key, fields.Datetime.now() - age],
+            )
+
+    def test_drop_is_exact_and_old_receipts_are_vacuumed(self):
+        domain, lookalike, underscore = (
+            "emboux.mail.domain:example.com",
+            "emboux.mail.domain:example.com.au",
+            "emboux.mail.domain:example_com",
+        )
+        key, key_token, other_key = (
+            "emboux.mail.api.key:emboux.mail.api.key/7",
+            "emboux.mail.api.key:emboux.mail.api.key/7:ab12cd34",
+            "emboux.mail.api.key:emboux.mail.api.key/77:ab12cd34",
+        )
+        self.add(domain, lookalike, underscore, key, key_token, other_key)
+        Event = self.env["emboux.mail.sync.event"].sudo()
+        Event.new(
+            {
+                "res_model": "emboux.mail.domain",
+                "operation": "domain_delete",
+                "payload": {"name": "example.com"},
+            }
+        )._emboux_receipt_drop()
+        self.assertEqual(
+            self.receipts(), {lookalike, underscore, key, key_token, other_key}
+        )
+        Event.new(
+            {"res_model": "emboux.mail.api.key", "res_id": 7, "operation": "key_delete"}
+        )._emboux_receipt_drop()
+        self.assertEqual(self.receipts(), {other_key, lookalike, underscore})
+        self.add("emboux.mail.alias:old@example.com", age=timedelta(days=2))
+        Event.env["emboux.mail.sync.receipt"]._gc_expired()
+        self.assertEqual(self.receipts(), {other_key, lookalike, underscore})
