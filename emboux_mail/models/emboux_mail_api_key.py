@@ -179,6 +179,12 @@ class EmbouxMailApiKey(models.Model):
         return super().unlink()
 
     # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_sync_quotas(self):
+        """The upstream holds each key's quotas: send them again when a plan
+        changed them (the ORM recomputes them without writing the keys)."""
+        for key in self:
+            key._emboux_sync_key("key_update")
+
     def _emboux_sync_key(self, operation, encrypted_token=None, mark=True):
         """Queue a change of this tenant's key upstream, addressed by its
         token (kept encrypted in ``upstream_token_encrypted``, decrypted

@@ -62,6 +62,19 @@ class EmbouxMailPlan(models.Model):
         ),
     ]
 
+    def write(self, vals):
+        result = super().write(vals)
+        if {"domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox"} & set(
+            vals
+        ):
+            keys = (
+                self.env["emboux.mail.api.key"]
+                .sudo()
+                .search([("plan_id", "in", self.ids), ("quota_override", "=", False)])
+            )
+            keys._emboux_sync_quotas()
+        return result
+
     @api.depends("partner_ids")
     def _compute_partner_count(self):
         for plan in self:

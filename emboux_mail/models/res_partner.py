@@ -69,7 +69,17 @@ class ResPartner(models.Model):
                 )
             )
         self._emboux_check_partner_ref_free(ref, self)
-        return super().write(vals)
+        result = super().write(vals)
+        if "emboux_plan_id" in vals:
+            keys = (
+                self.env["emboux.mail.api.key"]
+                .sudo()
+                .search(
+                    [("partner_id", "in", self.ids), ("quota_override", "=", False)]
+                )
+            )
+            keys._emboux_sync_quotas()
+        return result
 
     @api.model
     def _emboux_check_partner_ref_free(self, ref, partners=None):

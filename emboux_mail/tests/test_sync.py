@@ -21,6 +21,7 @@ class FakeUpstream:
 
     def __init__(self):
         self.calls = []
+        self.keywords = []  # the keyword arguments of each call
         self.fail = {}
         self.token = None
 
@@ -34,6 +35,7 @@ class FakeUpstream:
     def __getattr__(self, method):
         def call(*args, **kwargs):
             self.calls.append((method, args))
+            self.keywords.append(kwargs)
             error = self.fail.get(method)
             if error:
                 raise error
@@ -223,6 +225,34 @@ class TestSync(ConnectedCase):
             [name for name, _args in self.upstream.calls][-2:],
             ["update_api_key", "delete_api_key"],
         )
+
+    def test_plan_changes_send_the_keys_quotas(self):
+        key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
+        own, _own_token = self.Key._emboux_generate(
+            {"partner_id": self.tenant.id, "mailboxes_per_domain": 1}
+        )
+        self.commit()
+        calls = len(self.upstream.calls)
+        self.plan.mailboxes_per_domain = 9
+        self.commit()
+        # only the key that follows the plan changes upstream
+        self.assertEqual(self.upstream.calls[calls:], [("update_api_key", (token,))])
+        self.assertEqual(self.upstream.keywords[-1]["mailboxes_per_domain"], 9)
+        bigger = self.env["emboux.mail.plan"].create(
+            {"name": "Bigger", "domains_allowed": 50, "mailboxes_per_domain": 20}
+        )
+        self.tenant.emboux_plan_id = bigger
+        self.commit()
+        self.assertEqual(self.upstream.calls[-1], ("update_api_key", (token,)))
+        self.assertEqual(
+            (
+                self.upstream.keywords[-1]["domains_allowed"],
+                self.upstream.keywords[-1]["mailboxes_per_domain"],
+            ),
+            (50, 20),
+        )
+        self.assertEqual(own.mailboxes_per_domain, 1)
+        self.assertEqual(key.sync_state, "synced")
 
 
 class FakeListingUpstream(FakeUpstream):
