@@ -29,6 +29,8 @@ VERIFICATION_STATUSES = [
 # most once a day
 VERIFY_BACKOFF = timedelta(minutes=15)
 VERIFY_BACKOFF_MAX = timedelta(days=1)
+# the one2many fields of a domain that a form may fill on creation
+INLINE_CHILDREN = ("mailbox_ids", "alias_ids", "child_ids")
 DNS_STATES = [
     ("unchecked", "Not checked"),
     ("ok", "Healthy"),
@@ -219,12 +221,22 @@ class EmbouxMailDomain(models.Model):
             self._emboux_check_domain_quota(
                 tenant, counts[tenant.id], tenants.ids.count(tenant.id)
             )
+        # a form saves a new domain with its inline mailboxes, aliases and
+        # subdomains: they are created once the domain is, so that its own
+        # upstream creation is queued before theirs (dependency order)
+        inline = [
+            {name: vals.pop(name) for name in INLINE_CHILDREN if name in vals}
+            for vals in vals_list
+        ]
         duplicate = self._emboux_duplicate_error(vals_list[0]["name"])
         domains = self._emboux_insert(super().create, vals_list, duplicate)
         self._emboux_lock_tenants(tenants)
         domains._emboux_sync_created()
         for domain in domains.filtered("verified"):
             domain._emboux_log_verified()
+        for domain, children in zip(domains, inline, strict=True):
+            if children:
+                domain.write(children)
         return domains
 
     @api.model

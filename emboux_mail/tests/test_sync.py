@@ -5,7 +5,7 @@ import os
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.tests import tagged
 
 from ..exceptions import EmbouxQuotaError, EmbouxUserError, EmbouxValidationError
@@ -224,6 +224,35 @@ class TestSync(ConnectedCase):
         self.assertEqual(
             [name for name, _args in self.upstream.calls][-2:],
             ["update_api_key", "delete_api_key"],
+        )
+
+    def test_inline_children_are_sent_after_their_domain(self):
+        """A form saves a new domain with its mailboxes and aliases in one
+        call: the upstream must hear of the domain first."""
+        self.Domain.create(
+            {
+                "name": "form.example",
+                "partner_id": self.tenant.id,
+                "mailbox_ids": [
+                    Command.create(
+                        {"email": "a@form.example", "password": "Inline-pass-123"}
+                    )
+                ],
+                "alias_ids": [
+                    Command.create(
+                        {"source": "b@form.example", "destination": "a@form.example"}
+                    )
+                ],
+            }
+        )
+        self.commit()
+        self.assertEqual(
+            [(name, args[0]) for name, args in self.upstream.calls],
+            [
+                ("create_domain", "form.example"),
+                ("create_mailbox", "form.example"),
+                ("create_alias", "form.example"),
+            ],
         )
 
     def test_plan_changes_send_the_keys_quotas(self):
