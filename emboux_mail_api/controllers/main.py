@@ -177,6 +177,10 @@ def _serve(route, handler, controller, path_values):
             _check_names(body)
         query = validate(route.query, httprequest.args.to_dict(), "query")
         result = handler(controller, api, caller, body=body, query=query, **path_values)
+        # connected mode sends the changes before commit: run that now, so
+        # that an upstream refusal is this request's answer ({"detail"})
+        # rather than an error raised once the handler has returned
+        request.env.cr.flush()
     except RequestInvalid as exc:
         _record_use(caller, route, 422)
         raise json_abort(422, {"detail": exc.errors}) from exc

@@ -12,3 +12,4 @@ from . import test_rollback
 from . import test_seed_examples
 from . import test_database
 from . import test_tenant_safety
+from . import test_upstream_refusal
