@@ -69,6 +69,8 @@ class ResPartner(models.Model):
                 )
             )
         self._emboux_check_partner_ref_free(ref, self)
+        if "emboux_partner_ref" in vals:
+            self._emboux_check_ref_not_upstream(vals["emboux_partner_ref"])
         result = super().write(vals)
         if "emboux_plan_id" in vals:
             keys = (
@@ -80,6 +82,37 @@ class ResPartner(models.Model):
             )
             keys._emboux_sync_quotas()
         return result
+
+    def _emboux_check_ref_not_upstream(self, ref):
+        """In connected mode the upstream knows a tenant by its reference
+        once a domain or key of it was sent there, and offers no rename:
+        the reference is then fixed, rather than silently diverging."""
+        if not self.env["emboux.mail.sync.mixin"]._emboux_sync_configured():
+            return
+        for partner in self.filtered(
+            lambda p: p.emboux_partner_ref and p.emboux_partner_ref != ref
+        ):
+            Domain = self.env["emboux.mail.domain"].sudo()
+            Key = self.env["emboux.mail.api.key"].sudo().with_context(active_test=False)
+            known = Domain.search_count(
+                [("partner_id", "=", partner.id)], limit=1
+            ) or Key.search_count(
+                [
+                    ("partner_id", "=", partner.id),
+                    ("upstream_token_encrypted", "!=", False),
+                ],
+                limit=1,
+            )
+            if known:
+                raise EmbouxValidationError(
+                    self.env._(
+                        "Tenant Reference: the upstream EmBoux API knows "
+                        "%(customer)s as %(value)r, and a tenant cannot be renamed "
+                        "there; keep this reference.",
+                        customer=partner.display_name,
+                        value=partner.emboux_partner_ref,
+                    )
+                )
 
     @api.model
     def _emboux_check_partner_ref_free(self, ref, partners=None):

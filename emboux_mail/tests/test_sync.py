@@ -255,6 +255,16 @@ class TestSync(ConnectedCase):
             ],
         )
 
+    def test_tenant_reference_is_fixed_once_upstream(self):
+        fresh = self.make_tenant("Fresh")
+        fresh.emboux_partner_ref = "fresh_ref"
+        fresh.emboux_partner_ref = "fresh_ref_2"  # nothing of it sent yet
+        self.make_domain("ref.example", tenant=fresh)
+        with self.assertRaises(EmbouxValidationError) as raised:
+            fresh.emboux_partner_ref = "renamed"
+        self.assertIn("'fresh_ref_2'", str(raised.exception))
+        self.assertEqual(fresh.emboux_partner_ref, "fresh_ref_2")
+
     def test_plan_changes_send_the_keys_quotas(self):
         key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
         own, _own_token = self.Key._emboux_generate(
