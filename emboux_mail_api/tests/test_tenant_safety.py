@@ -260,6 +260,24 @@ class TestTenantSafety(EmbouxApiCase):
         self.assertDetail(response, 413, "Request body too large")
         self.assertEqual(self.as_a("GET", "/domains/").json(), [])
 
+    def test_a_body_is_never_read_past_the_limit(self):
+        """An endless chunked body is cut after the limit, not read whole."""
+
+        class Endless:
+            read_bytes = 0
+
+            def read(self, size):
+                self.read_bytes += size
+                return b"x" * size
+
+        class Request:
+            content_length = None  # chunked
+            stream = Endless()
+
+        request = Request()
+        self.assertIsNone(ir_http.read_body(request))
+        self.assertEqual(request.stream.read_bytes, ir_http.MAX_BODY + 1)
+
     def test_database_cache_is_bounded(self):
         ir_http._databases.clear()
         with patch.object(ir_http.http, "db_list", return_value=["db"]):
