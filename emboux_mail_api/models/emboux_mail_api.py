@@ -202,25 +202,20 @@ class EmbouxMailApi(models.AbstractModel):
         record still to publish is an answer, not an error."""
         domain = self._api_domain(caller, name)
         domain._emboux_verify()
-        if domain.verified:
-            message = "Domain verified"
-        else:
-            message = "TXT record not found yet: publish it and try again"
-        records = []
-        if domain.verification_record:
-            records.append(
-                {
-                    "record_type": "TXT",
-                    "name": domain.name,
-                    "value": domain.verification_record,
-                }
-            )
+        pending = not domain.verified
+        record = {
+            "record_type": "TXT",
+            "name": domain.name,
+            "value": domain.verification_record,
+        }
         return {
             "name": domain.name,
             "verified": domain.verified,
             "verification_token": domain.verification_token or "",
-            "dns_records": records if not domain.verified else [],
-            "message": message,
+            "dns_records": [record] if pending else [],
+            "message": "TXT record not found yet: publish it and try again"
+            if pending
+            else "Domain verified",
         }
 
     @api.model
