@@ -32,7 +32,13 @@ def served_databases(host):
 def read_body(httprequest, limit=MAX_BODY):
     """The request body, or None when it is longer than ``limit``: read a
     chunk at a time and never past ``limit + 1`` bytes, so that a chunked
-    body (which has no Content-Length) cannot fill the memory either."""
+    body (which has no Content-Length) cannot fill the memory either.
+
+    The body is kept where Werkzeug's ``get_data`` finds it: Odoo replays a
+    request after a serialization failure, and the stream is read by then."""
+    cached = getattr(httprequest, "_cached_data", None)
+    if cached is not None:
+        return cached
     if (httprequest.content_length or 0) > limit:
         return None
     stream = httprequest.stream
@@ -43,7 +49,10 @@ def read_body(httprequest, limit=MAX_BODY):
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks) if size <= limit else None
+    if size > limit:
+        return None
+    httprequest._cached_data = b"".join(chunks)
+    return httprequest._cached_data
 
 
 class IrHttp(models.AbstractModel):
@@ -71,8 +80,5 @@ class IrHttp(models.AbstractModel):
             )
         # Odoo's request wrapper exposes neither the stream nor the cache
         # that Werkzeug's ``get_data`` reads: both live on the request it wraps
-        wrapped = httprequest._HTTPRequest__wrapped
-        data = read_body(wrapped)
-        if data is None:
+        if read_body(httprequest._HTTPRequest__wrapped) is None:
             raise error_response(413, "Request body too large")
-        wrapped._cached_data = data

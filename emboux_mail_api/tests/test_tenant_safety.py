@@ -2,6 +2,7 @@
 may claim, suspension reasons, storage ceilings, the password policy, the
 API's own user, the authentication throttle, body limits and the log."""
 
+from io import BytesIO
 from types import SimpleNamespace
 from unittest.mock import patch
 
@@ -273,6 +274,14 @@ class TestTenantSafety(EmbouxApiCase):
         chunked.stream.read = endless
         self.assertIsNone(ir_http.read_body(chunked))
         self.assertEqual(sum(sizes), ir_http.MAX_BODY + 1)
+
+    def test_a_replayed_request_reads_its_body_again(self):
+        """Odoo replays a request after a serialization failure: its body,
+        whose stream was read the first time, must still be there."""
+        body = b'{"name": "replayed.example"}'
+        request = SimpleNamespace(content_length=len(body), stream=BytesIO(body))
+        self.assertEqual(ir_http.read_body(request), body)
+        self.assertEqual(ir_http.read_body(request), body)
 
     def test_database_cache_is_bounded(self):
         ir_http._databases.clear()
