@@ -14,7 +14,7 @@ passwords and tokens are shown once, in the response to the form that made
 them: never in a URL, the session or the database.
 """
 
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import HTTPException, NotFound
 
 from odoo import http
 from odoo.exceptions import UserError, ValidationError
@@ -112,15 +112,32 @@ class EmbouxMailPortal(CustomerPortal):
         return key
 
     # -- rules and errors -----------------------------------------------------
-    @staticmethod
-    def _emboux_attempt(action):
+    @classmethod
+    def _emboux_attempt(cls, action):
         """Run ``action`` in a savepoint: ``(result, None)``, or ``(None,
-        (message, status))`` when a rule refused it (its changes undone)."""
+        (message, status))`` when a rule refused it (its changes undone).
+        In connected mode the upstream refuses after commit: that answer is
+        a page saying so (``_emboux_refused``)."""
+        request.env["emboux.mail.sync.delivery"]._emboux_on_refusal(cls._emboux_refused)
         try:
             with request.env.cr.savepoint():
                 return action(), None
         except (UserError, ValidationError) as error:
             return None, (error.args[0], getattr(error, "status", 400))
+
+    @staticmethod
+    def _emboux_refused(error):
+        """The page answering a change the upstream refused (to raise)."""
+        back = request.httprequest.path
+        if request.httprequest.method != "GET":
+            back = request.httprequest.referrer or "/my/email"
+        response = request.render(
+            "emboux_mail.portal_email_refused",
+            {"emboux_error": error.args[0], "emboux_back": back},
+            status=getattr(error, "status", 400),
+        )
+        response.flatten()
+        return HTTPException(response=response)
 
     @staticmethod
     def _emboux_password_error(password, confirm):

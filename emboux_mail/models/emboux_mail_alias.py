@@ -93,11 +93,12 @@ class EmbouxMailAlias(models.Model):
             lambda a: a.destination != vals.get("destination", a.destination)
         )
         moved.domain_id._emboux_check_active()
+        before = {alias.id: alias.destination for alias in moved}
         result = super().write(vals)
         # the upstream has no update of an alias: delete and create again
         for alias in moved:
             alias._emboux_sync_enqueue(
-                "alias_delete", {"source": alias.source}, mark=False
+                "alias_delete", alias._emboux_sync_payload(before[alias.id]), mark=False
             )
         moved._emboux_sync_send_create()
         return result
@@ -106,21 +107,27 @@ class EmbouxMailAlias(models.Model):
         if not self.env.context.get("emboux_cascade"):
             for alias in self:
                 alias._emboux_sync_enqueue(
-                    "alias_delete", {"source": alias.source}, mark=False
+                    "alias_delete", alias._emboux_sync_payload(), mark=False
                 )
         return super().unlink()
 
     # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
     def _emboux_sync_send_create(self):
         for alias in self:
-            alias._emboux_sync_enqueue(
-                "alias_create",
-                {
-                    "domain_name": alias.domain_id.name,
-                    "source": alias.source,
-                    "destination": alias.destination,
-                },
-            )
+            alias._emboux_sync_enqueue("alias_create", alias._emboux_sync_payload())
+
+    def _emboux_sync_payload(self, destination=None):
+        """The alias as the upstream holds it (creates, and deletes, which
+        a refusal later in the same save undoes by creating it again)."""
+        return {
+            "domain_name": self.domain_id.name,
+            "source": self.source,
+            "destination": destination or self.destination,
+            "partner_ref": self.domain_id.partner_ref or None,
+        }
+
+    def _emboux_sync_lanes(self):
+        return self.domain_id._emboux_sync_lanes()
 
     def _emboux_duplicate_error(self, source):
         return EmbouxValidationError(

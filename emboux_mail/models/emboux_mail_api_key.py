@@ -203,6 +203,9 @@ class EmbouxMailApiKey(models.Model):
             operation, payload, encrypted_token=encrypted_token, mark=mark
         )
 
+    def _emboux_sync_lanes(self):
+        return {f"tenant:{self.partner_ref}"} if self.partner_ref else set()
+
     # -- tokens ----------------------------------------------------------------
     def _emboux_set_token(self, token):
         """Store ``token``'s hash; refuse a token another key already has."""
@@ -222,6 +225,10 @@ class EmbouxMailApiKey(models.Model):
         encrypted = False
         if self.partner_id and not self.is_master and self._emboux_sync_configured():
             encrypted = self._emboux_encrypt(token)
+        if encrypted:
+            self.env["emboux.mail.sync.undo"]._emboux_journal(
+                "write", self, columns=["token_hash", "token_index"]
+            )
         self.env.cr.execute(
             SQL(
                 "UPDATE %s SET token_hash = %s, token_index = %s WHERE id = %s",
@@ -236,9 +243,10 @@ class EmbouxMailApiKey(models.Model):
             old = self.sudo().upstream_token_encrypted
             self.sudo().upstream_token_encrypted = encrypted
             if old and self._emboux_decrypt(old) != token:
-                # a new token: replace the key upstream
-                self._emboux_sync_key("key_delete", encrypted_token=old)
+                # a new token: replace the key upstream (the new one first,
+                # so that a refusal leaves the old one working)
                 self._emboux_sync_key("key_create", encrypted_token=encrypted)
+                self._emboux_sync_key("key_delete", encrypted_token=old)
 
     @api.model
     def _emboux_find_by_token(self, token):

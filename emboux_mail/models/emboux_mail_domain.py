@@ -415,7 +415,11 @@ class EmbouxMailDomain(models.Model):
         )
         self._emboux_sync_enqueue(
             "domain_owner",
-            {"name": self.name, "partner_ref": new_owner.emboux_partner_ref or None},
+            {
+                "name": self.name,
+                "partner_ref": new_owner.emboux_partner_ref or None,
+                "previous_ref": old_owner.emboux_partner_ref or None,
+            },
         )
         return old_owner
 
@@ -704,30 +708,64 @@ class EmbouxMailDomain(models.Model):
             if parent.is_wildcard and parent.verified:
                 domain._emboux_sync_enqueue("domain_register", {"name": domain.name})
 
+    def _emboux_sync_lanes(self):
+        """A domain's changes are ordered with its parent's and its
+        tenant's (keys, other domains)."""
+        self.ensure_one()
+        lanes = {f"domain:{self.name}"}
+        if self.parent_id:
+            lanes.add(f"domain:{self.parent_id.name}")
+        if self.partner_ref:
+            lanes.add(f"tenant:{self.partner_ref}")
+        return lanes
+
     def _emboux_sync_snapshot(self, vals):
         """What ``_emboux_sync_written`` compares, before a write."""
-        watched = {"suspended", "parent_id", "is_wildcard"}
+        watched = {"suspended", "suspension_reason", "parent_id", "is_wildcard"}
         if self._emboux_sync_only(vals) or not watched & set(vals):
             return {}
         if not self._emboux_sync_configured():
             return {}
         return {
-            domain.id: (domain.suspended, domain.parent_id.name, domain.is_wildcard)
+            domain.id: {
+                "suspended": domain.suspended,
+                "reason": domain.suspension_reason or None,
+                "parent_domain": domain.parent_id.name or None,
+                "is_wildcard": domain.is_wildcard,
+            }
             for domain in self
         }
 
     def _emboux_sync_written(self, before):
         for domain in self.filtered(lambda d: d.id in before):
-            suspended, parent, wildcard = before[domain.id]
-            if domain.suspended != suspended:
-                operation = "domain_suspend" if domain.suspended else "domain_activate"
-                domain._emboux_sync_enqueue(operation, {"name": domain.name})
-            if (domain.parent_id.name, domain.is_wildcard) != (parent, wildcard):
+            old = before[domain.id]
+            reason = domain.suspension_reason or None
+            if (domain.suspended, reason) != (old["suspended"], old["reason"]):
+                if domain.suspended:
+                    previous = old["reason"] if old["suspended"] else None
+                    domain._emboux_sync_enqueue(
+                        "domain_suspend",
+                        {
+                            "name": domain.name,
+                            "reason": reason,
+                            "previous_reason": previous,
+                        },
+                    )
+                else:
+                    domain._emboux_sync_enqueue(
+                        "domain_activate",
+                        {"name": domain.name, "previous_reason": old["reason"]},
+                    )
+            parent = {
+                "parent_domain": domain.parent_id.name or None,
+                "is_wildcard": domain.is_wildcard,
+            }
+            if parent != {k: old[k] for k in parent}:
                 domain._emboux_sync_enqueue(
                     "domain_parent",
-                    {
-                        "name": domain.name,
-                        "parent_domain": domain.parent_id.name or None,
-                        "is_wildcard": domain.is_wildcard,
-                    },
+                    dict(
+                        parent,
+                        name=domain.name,
+                        previous={k: old[k] for k in parent},
+                    ),
                 )

@@ -127,12 +127,17 @@ class EmbouxMailMailbox(models.Model):
                         "change; create a new mailbox instead."
                     )
                 )
+        before = {mailbox.id: mailbox.quota_mb for mailbox in self}
         result = super().write(vals)
         if "quota_mb" in vals:
-            for mailbox in self:
+            for mailbox in self.filtered(lambda m: m.quota_mb != before[m.id]):
                 mailbox._emboux_sync_enqueue(
                     "mailbox_quota",
-                    {"email": mailbox.email, "quota_mb": mailbox.quota_mb},
+                    {
+                        "email": mailbox.email,
+                        "quota_mb": mailbox.quota_mb,
+                        "previous_quota_mb": before[mailbox.id],
+                    },
                 )
         return result
 
@@ -300,6 +305,13 @@ class EmbouxMailMailbox(models.Model):
             password = vals.get("password") or hashing.generate_token()
             mailbox._emboux_sync_enqueue(
                 "mailbox_create",
-                {"domain_name": mailbox.domain_id.name, "email": mailbox.email},
+                {
+                    "domain_name": mailbox.domain_id.name,
+                    "email": mailbox.email,
+                    "partner_ref": mailbox.domain_id.partner_ref or None,
+                },
                 secret=password,
             )
+
+    def _emboux_sync_lanes(self):
+        return self.domain_id._emboux_sync_lanes()

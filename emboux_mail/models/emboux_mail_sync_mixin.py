@@ -2,30 +2,45 @@
 
 How a change reaches the upstream (design.md §4), and why:
 
-* The local rules run first (the ORM methods are unchanged); a record that
-  changed then calls ``_emboux_sync_enqueue``, which writes an outbox row
-  (``emboux.mail.sync.event``) in the SAME transaction, with a payload
-  without secrets. A password travels only in memory, in the cursor's
-  ``precommit.data``, for the length of the transaction.
-* One ``cr.precommit`` hook per transaction sends this transaction's rows,
-  in order, just before commit (Odoo runs it inside its serialization retry
-  loop). An upstream refusal (4xx) raises the rule's own exception with the
-  upstream's ``detail``: the whole save rolls back, nothing half-done stays.
-* When the upstream does not answer (connection refused, timeout, 5xx), the
-  rows stay ``pending`` and are committed with the change: the outbox is
-  durable, the cron delivers it in order with a backoff. A change needing
-  a password cannot wait in the outbox (it is never stored), so it is
-  refused with a clear message instead.
+* **Commit locally, deliver after commit.** The local rules run first (the
+  ORM methods are unchanged); a record that changed calls
+  ``_emboux_sync_enqueue``, which writes an outbox row
+  (``emboux.mail.sync.event``) in the SAME transaction, tagged with the
+  transaction's batch, and journals how to take the local change back
+  (``emboux.mail.sync.undo``). Nothing is sent before the real COMMIT:
+  not from a flushing savepoint, not while the request holds its row locks
+  (quotas lock the tenant), not from a transaction Odoo may still roll
+  back or replay. A password travels only in memory, in the cursor's
+  ``postcommit.data``, for the length of the request.
+* A ``cr.postcommit`` hook (``emboux.mail.sync.delivery``) then sends the
+  batch from a cursor of its own, in dependency order, holding an advisory
+  lock per *lane* (a domain, a tenant): changes of one domain or tenant
+  go out one batch at a time, in order, whichever worker or server sends
+  them; other tenants never wait. A lane busy for longer than the upstream
+  timeout leaves the batch to the scheduled delivery.
+* **A refusal takes the whole change back on both sides** and reaches the
+  user in the same request: the steps of the batch already accepted
+  upstream are undone there, newest first (a create by a delete, a quota
+  by the previous quota...), the local change is undone from its journal,
+  and the hook raises the rule's own exception with the upstream's
+  ``detail`` (a dialog in the backend; the portal and the REST API render
+  it their way, see ``on_refusal``). Steps the upstream cannot undo (a
+  password, a delete) are sent last.
+* When the upstream does not answer (connection refused, timeout, 5xx),
+  the rest of the batch stays ``pending``: the scheduled delivery sends it
+  later with a backoff, and applies the same all-or-nothing rule to a
+  refusal then. A change that needs a password cannot wait (it is never
+  stored), so such a batch is taken back and refused with a clear message.
+* Exactly once: a batch is sent only by whoever holds its lanes and sees
+  it pending in a snapshot taken after locking them, and it is marked
+  delivered before the locks are released. A create sent again after an
+  answer was lost meets "already exists": a receipt (committed in a
+  cursor of its own) or a comparison with the upstream object proves it
+  ours; anything else stays a refusal. "Not found" on a delete is success.
 * The upstream addresses a tenant's key by its clear token, so that token
   is kept, encrypted with a key that is not in the database
   (``EMBOUX_SECRET_KEY``): a copy of the database carries no usable token.
   Error texts are stored with tokens masked.
-* Odoo replays a request after a serialization failure: the POST already
-  sent then answers "already exists". Every successful create leaves a
-  receipt, committed in a cursor of its own, so that a replay (or the
-  cron) recognises its own object and treats the answer as success; an
-  object created upstream by someone else stays a refusal. "Not found" on
-  a delete is always success (the state matches).
 """
 
 import os
@@ -68,23 +83,28 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         return bool(params.get_param("emboux_mail.upstream_url"))
 
     @api.model
-    def _emboux_sync_client(self, token=None):
-        """A client of the upstream, from Settings, with a timeout always
-        (``emboux_mail.upstream_timeout``: the read timeout in seconds);
-        no retry of its own: the outbox retries. ``token``: a tenant key's
-        own token instead of the master token."""
+    def _emboux_sync_timeout(self):
+        """``(connect, read)`` seconds: a save must not hang on a dead
+        upstream (``emboux_mail.upstream_timeout``: the read timeout)."""
         params = self.env["ir.config_parameter"].sudo()
-        timeout = UPSTREAM_TIMEOUT
         try:
             read = float(params.get_param("emboux_mail.upstream_timeout") or 0)
         except ValueError:
             read = 0
         if read > 0:
-            timeout = (min(UPSTREAM_TIMEOUT[0], read), read)
+            return (min(UPSTREAM_TIMEOUT[0], read), read)
+        return UPSTREAM_TIMEOUT
+
+    @api.model
+    def _emboux_sync_client(self, token=None):
+        """A client of the upstream, from Settings, with a timeout always;
+        no retry of its own: the outbox retries. ``token``: a tenant key's
+        own token instead of the master token."""
+        params = self.env["ir.config_parameter"].sudo()
         return EmbouxClient(
             params.get_param("emboux_mail.upstream_url"),
             token or params.get_param("emboux_mail.upstream_token") or "",
-            timeout=timeout,
+            timeout=self._emboux_sync_timeout(),
             retries=0,
         )
 
@@ -129,56 +149,77 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         """True when a write touches only the sync bookkeeping."""
         return set(vals) <= SYNC_FIELDS
 
+    # -- the local journal: how to take this transaction's change back -------------
+    @api.model
+    def _emboux_sync_journaled(self):
+        """Local changes are journaled in connected mode, except what the
+        sync itself writes (imports, taking a change back)."""
+        return (
+            not self.env.context.get("emboux_sync_skip")
+            and self._emboux_sync_configured()
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        if records._emboux_sync_journaled():
+            self.env["emboux.mail.sync.undo"]._emboux_journal("create", records)
+        return records
+
+    def write(self, vals):
+        if self and not self._emboux_sync_only(vals) and self._emboux_sync_journaled():
+            self.env["emboux.mail.sync.undo"]._emboux_journal("write", self, vals)
+        return super().write(vals)
+
+    def unlink(self):
+        if self and self._emboux_sync_journaled():
+            self.env["emboux.mail.sync.undo"]._emboux_journal("unlink", self)
+        return super().unlink()
+
+    # -- the outbox ------------------------------------------------------------------
+    def _emboux_sync_lanes(self):
+        """The lanes of this record's changes: changes sharing a lane are
+        delivered one batch at a time, in order (see the delivery)."""
+        return set()
+
     def _emboux_sync_enqueue(
-        self,
-        operation,
-        payload=None,
-        name=None,
-        secret=None,
-        encrypted_token=None,
-        mark=True,
+        self, operation, payload, *, secret=None, encrypted_token=None, mark=True
     ):
-        """Queue ``operation`` for each record (see the module docstring);
-        nothing happens without an upstream, nor for what the reconcile
-        imports from it (context ``emboux_sync_skip``). ``encrypted_token``:
-        the tenant key's token the change addresses, encrypted."""
-        if self.env.context.get("emboux_sync_skip"):
+        """Queue ``operation`` for each record, to be sent after commit (see
+        the module docstring); nothing happens without an upstream, nor for
+        what the sync itself writes (context ``emboux_sync_skip``).
+        ``encrypted_token``: the tenant key's token the change addresses."""
+        if not self or not self._emboux_sync_journaled():
             return
-        if not self or not self._emboux_sync_configured():
-            return
+        delivery = self.env["emboux.mail.sync.delivery"]
+        transaction = delivery._emboux_transaction()
         Event = self.env["emboux.mail.sync.event"].sudo()
-        data = self.env.cr.precommit.data
-        queued = data.setdefault("emboux_sync_events", [])
-        secrets = data.setdefault("emboux_sync_secrets", {})
         for record in self:
             event = Event.create(
                 {
                     "res_model": record._name,
                     "res_id": record.id,
-                    "name": name or record.display_name,
+                    "name": record.display_name,
                     "operation": operation,
-                    "payload": payload or {},
+                    "payload": payload,
+                    "batch": transaction["batch"],
+                    "lanes": " ".join(sorted(record._emboux_sync_lanes())),
                     "upstream_token_encrypted": encrypted_token,
                     "company_id": record._emboux_sync_company().id,
                 }
             )
-            queued.append(event.id)
             if secret is not None:
-                secrets[event.id] = secret
+                transaction["secrets"][event.id] = secret
         if mark:
             self.sudo().write({"sync_state": "pending", "sync_error": False})
-        if not data.get("emboux_sync_hook"):
-            data["emboux_sync_hook"] = True
-            Event = self.env["emboux.mail.sync.event"].sudo()
-            self.env.cr.precommit.add(Event._emboux_send_transaction)
 
     def _emboux_sync_company(self):
         company = self["company_id"] if "company_id" in self._fields else None
         return company or self.env.company
 
     def action_sync_retry(self):
-        """Deliver these records' undelivered changes again, now (an
-        operator's action: it needs write access to the records)."""
+        """Send these records' pending changes now (an operator's action:
+        it needs write access to the records)."""
         self.check_access("write")
         events = (
             self.env["emboux.mail.sync.event"]
@@ -187,7 +228,7 @@ class EmbouxMailSyncMixin(models.AbstractModel):
                 [
                     ("res_model", "=", self._name),
                     ("res_id", "in", self.ids),
-                    ("state", "in", ("pending", "error")),
+                    ("state", "=", "pending"),
                 ]
             )
         )

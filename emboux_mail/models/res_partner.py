@@ -71,6 +71,11 @@ class ResPartner(models.Model):
         self._emboux_check_partner_ref_free(ref, self)
         if "emboux_partner_ref" in vals:
             self._emboux_check_ref_not_upstream(vals["emboux_partner_ref"])
+        hosting = {"emboux_plan_id", "emboux_partner_ref"} & set(vals)
+        if hosting and self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled():
+            self.env["emboux.mail.sync.undo"]._emboux_journal(
+                "write", self, {name: vals[name] for name in hosting}
+            )
         result = super().write(vals)
         if "emboux_plan_id" in vals:
             keys = (

@@ -291,8 +291,10 @@ class EmbouxClient:
         body = {"partner_ref": partner_ref}
         return self._json("PUT", f"/domains/{_segment(name)}/owner", body)
 
-    def suspend(self, name):
-        return self._json("PUT", f"/domains/{_segment(name)}/suspend")
+    def suspend(self, name, reason=None):
+        """``reason``: operator, billing or customer (a master token's)."""
+        params = {"reason": reason} if reason else None
+        return self._json("PUT", f"/domains/{_segment(name)}/suspend", params=params)
 
     def activate(self, name):
         return self._json("PUT", f"/domains/{_segment(name)}/activate")

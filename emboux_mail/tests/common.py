@@ -4,9 +4,28 @@ from unittest.mock import patch
 import dns.rdata
 import dns.resolver
 
+from odoo.sql_db import TestCursor
 from odoo.tests import TransactionCase
 
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+
+
+def run_postcommit_hooks(test):
+    """Test cursors drop their postcommit hooks, where connected mode sends
+    a committed change upstream: run them, as a real cursor's COMMIT does."""
+    commit = TestCursor.commit
+
+    def commit_and_run_hooks(cursor):
+        hooks, data = list(cursor.postcommit._funcs), dict(cursor.postcommit.data)
+        commit(cursor)
+        for hook in hooks:
+            cursor.postcommit.add(hook)
+        cursor.postcommit.data.update(data)
+        cursor.postcommit.run()
+
+    patcher = patch.object(TestCursor, "commit", commit_and_run_hooks)
+    patcher.start()
+    test.addCleanup(patcher.stop)
 
 
 class FakeDns:

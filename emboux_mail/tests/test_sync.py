@@ -67,14 +67,18 @@ class ConnectedCase(EmbouxMailCase):
         params.set_param("emboux_mail.upstream_url", "http://upstream.invalid")
         params.set_param("emboux_mail.upstream_token", "master-token-xyz")
         cls.Event = cls.env["emboux.mail.sync.event"].sudo()
+        # the delivery opens cursors of its own: over this test's transaction
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
 
     def setUp(self):
         super().setUp()
         self.env.cr.precommit.clear()
+        self.env.cr.postcommit.clear()
         self.upstream = self.upstream_class()
         self.receipts = set()
         mixin = type(self.env["emboux.mail.sync.mixin"])
-        event = type(self.env["emboux.mail.sync.event"])
+        receipt = type(self.env["emboux.mail.sync.receipt"])
         receipts = self.receipts
         patches = [
             patch.object(
@@ -82,29 +86,23 @@ class ConnectedCase(EmbouxMailCase):
                 "_emboux_sync_client",
                 lambda _s, token=None: self.upstream.as_token(token),
             ),
-            patch.object(
-                event,
-                "_emboux_receipt_add",
-                lambda s: receipts.add(s._emboux_receipt_key()),
-            ),
-            patch.object(
-                event,
-                "_emboux_receipt_has",
-                lambda s: s._emboux_receipt_key() in receipts,
-            ),
-            patch.object(event, "_emboux_receipt_drop", lambda s: None),
+            patch.object(receipt, "_emboux_add", lambda _s, key: receipts.add(key)),
+            patch.object(receipt, "_emboux_has", lambda _s, key: key in receipts),
+            patch.object(receipt, "_emboux_drop", lambda _s, key: None),
         ]
         for patcher in patches:
             patcher.start()
             self.addCleanup(patcher.stop)
 
     def commit(self):
-        """What Odoo does before COMMIT: run the precommit hooks."""
-        self.env.cr.precommit.run()
+        """What Odoo does at COMMIT: flush, then run the postcommit hooks
+        (the test cursor never commits)."""
+        self.env.cr.flush()
+        self.env.cr.postcommit.run()
+        self.env.invalidate_all()
 
     def commit_refused(self, error_class):
-        """The precommit hooks raise ``error_class`` (no assertRaises: its
-        savepoint would run the hooks first)."""
+        """The postcommit hooks raise ``error_class``."""
         try:
             self.commit()
         except error_class as error:
@@ -409,11 +407,15 @@ class TestReconcile(ConnectedCase):
         a refusal."""
         self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("lost")
         self.make_domain("up.example")  # upstream: owned by the tenant
+        self.commit()
         self.make_domain("orphan.example")  # upstream: owned by nobody
+        self.commit()
         # upstream: another tenant's
         self.upstream.domains.append({"id": 4, "name": "theirs.example"})
         self.make_domain("theirs.example")
+        self.commit()
         self.Alias.create({"source": "b@up.example", "destination": "a@up.example"})
+        self.commit()
         self.upstream.aliases.append(
             {
                 "id": 3,
@@ -423,7 +425,7 @@ class TestReconcile(ConnectedCase):
             }
         )
         self.Alias.create({"source": "c@up.example", "destination": "m@x.org"})
-        self.env.cr.precommit.run()
+        self.commit()
         events = self.Event.search([("state", "=", "pending")], order="id")
         self.assertEqual(len(events), 5)
         events.write({"attempts": 1})  # each tried once, its answer lost
@@ -511,20 +513,23 @@ class TestReceipts(EmbouxMailCase):
         )
         self.add(domain, lookalike, underscore, key, key_token, other_key)
         Event = self.env["emboux.mail.sync.event"].sudo()
-        Event.new(
+        Receipt = self.env["emboux.mail.sync.receipt"]
+        dropped = Event.new(
             {
                 "res_model": "emboux.mail.domain",
                 "operation": "domain_delete",
                 "payload": {"name": "example.com"},
             }
-        )._emboux_receipt_drop()
+        )
+        Receipt._emboux_drop(dropped.idempotency_key)
         self.assertEqual(
             self.receipts(), {lookalike, underscore, key, key_token, other_key}
         )
-        Event.new(
+        dropped = Event.new(
             {"res_model": "emboux.mail.api.key", "res_id": 7, "operation": "key_delete"}
-        )._emboux_receipt_drop()
+        )
+        Receipt._emboux_drop(dropped.idempotency_key)
         self.assertEqual(self.receipts(), {other_key, lookalike, underscore})
         self.add("emboux.mail.alias:old@example.com", age=timedelta(days=2))
-        Event.env["emboux.mail.sync.receipt"]._gc_expired()
+        Receipt._gc_expired()
         self.assertEqual(self.receipts(), {other_key, lookalike, underscore})

@@ -131,8 +131,9 @@ def _check_names(body):
         raise RequestInvalid(errors)
 
 
-def _record_use(caller, route, status):
-    """Count the request for its key once the transaction has ended."""
+def _record_use(caller, route, status, now=False):
+    """Count the request for its key once the transaction has ended (or
+    ``now``: it has, and its change was then refused upstream)."""
     if not caller or not caller.key:
         return
     registry = request.env.registry
@@ -143,6 +144,9 @@ def _record_use(caller, route, status):
         f"{route.method} {route.path}",
         status,
     )
+    if now:
+        record()
+        return
     request.env.cr.postcommit.add(record)
     request.env.cr.postrollback.add(record)
 
@@ -166,6 +170,11 @@ def _serve(route, handler, controller, path_values):
         )
         request.update_context(**{API_KEY_CONTEXT: caller.key.id or 0})
         api = request.env["emboux.mail.api"]
+        # connected mode sends the change once committed: a refusal then is
+        # still this request's answer, as any other ({"detail"})
+        request.env["emboux.mail.sync.delivery"]._emboux_on_refusal(
+            functools.partial(_refusal, caller=caller, route=route, now=True)
+        )
         body = {}
         if route.body:
             raw = httprequest.get_data(cache=True)
@@ -177,25 +186,12 @@ def _serve(route, handler, controller, path_values):
             _check_names(body)
         query = validate(route.query, httprequest.args.to_dict(), "query")
         result = handler(controller, api, caller, body=body, query=query, **path_values)
-        # connected mode sends the changes before commit: run that now, so
-        # that an upstream refusal is this request's answer ({"detail"})
-        # rather than an error raised once the handler has returned
         request.env.cr.flush()
     except RequestInvalid as exc:
         _record_use(caller, route, 422)
         raise json_abort(422, {"detail": exc.errors}) from exc
     except (UserError, AccessError, AccessDenied) as exc:
-        status, detail = _error_status(exc)
-        _record_use(caller, route, status)
-        if status == 422:
-            # a value the rules refused: still FastAPI's list of errors
-            field = getattr(exc, "field", None)
-            detail = [error("body", field, str(detail), "value_error")]
-            raise json_abort(422, {"detail": detail}) from exc
-        headers = {}
-        if getattr(exc, "retry_after", None):
-            headers["Retry-After"] = str(exc.retry_after)
-        raise error_response(status, detail, headers) from exc
+        raise _refusal(exc, caller, route) from exc
     _record_use(caller, route, route.status)
     if route.status == 204:
         return json_response(None, 204)
@@ -204,6 +200,21 @@ def _serve(route, handler, controller, path_values):
         result, total = result
         headers["X-Total-Count"] = str(total)
     return json_response(result, route.status, headers)
+
+
+def _refusal(exc, caller, route, now=False):
+    """The JSON answer to a refused request (to raise)."""
+    status, detail = _error_status(exc)
+    _record_use(caller, route, status, now=now)
+    if status == 422:
+        # a value the rules refused: still FastAPI's list of errors
+        field = getattr(exc, "field", None)
+        detail = [error("body", field, str(detail), "value_error")]
+        return json_abort(422, {"detail": detail})
+    headers = {}
+    if getattr(exc, "retry_after", None):
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(status, detail, headers)
 
 
 def _error_status(exc):
@@ -382,12 +393,21 @@ class EmbouxApiController(http.Controller):
             "PUT",
             "/domains/{domain_name}/suspend",
             "Suspend a domain: mail refused, logins refused, nothing deleted",
+            query={
+                "reason": Field(
+                    "str",
+                    pattern="^(operator|billing|customer)$",
+                    description="Who suspends (master keys only; a tenant's "
+                    "key always suspends as the customer)",
+                )
+            },
             response="Suspension",
             errors=((404, "Domain not found"),),
         )
     )
     def domain_suspend(self, api, caller, body, query, domain_name):
-        return api._api_set_suspended(caller, domain_name, True)
+        reason = query.get("reason") if caller.is_master else None
+        return api._api_set_suspended(caller, domain_name, True, reason)
 
     @api_route(
         Route(

@@ -328,10 +328,10 @@ class EmbouxMailApi(models.AbstractModel):
         }
 
     @api.model
-    def _api_set_suspended(self, caller, name, suspended):
+    def _api_set_suspended(self, caller, name, suspended, reason=None):
         domain = self._api_domain(caller, name)
         if suspended:
-            domain._emboux_suspend(caller.role)
+            domain._emboux_suspend(reason or caller.role)
         else:
             domain._emboux_activate(caller.role)
         message = "Domain suspended" if suspended else "Domain activated"

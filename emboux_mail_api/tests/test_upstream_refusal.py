@@ -4,6 +4,7 @@ request changed is that request's own answer, and nothing stays."""
 from unittest.mock import patch
 
 from odoo.addons.emboux_mail.services import emboux_client as ec
+from odoo.addons.emboux_mail.tests.common import run_postcommit_hooks
 from odoo.addons.emboux_mail.tests.test_sync import FakeUpstream
 
 from .common import EmbouxApiCase
@@ -22,6 +23,7 @@ class TestUpstreamRefusal(EmbouxApiCase):
         )
         patcher.start()
         self.addCleanup(patcher.stop)
+        run_postcommit_hooks(self)
 
     def test_refusal_is_the_answer(self):
         self.upstream.fail["create_domain"] = ec.EmbouxForbidden(

@@ -1,0 +1,315 @@
+"""Connected mode: sending a transaction's changes after it committed.
+
+See ``emboux_mail_sync_mixin`` for the design. A batch is sent by the
+request that made it (a ``postcommit`` hook) or by the scheduled delivery,
+always from a cursor of its own, while holding the advisory locks of its
+lanes: a domain's or a tenant's changes go out one batch at a time, in the
+order they were made, whatever the number of workers and servers.
+"""
+
+import functools
+import logging
+import uuid
+
+from psycopg2 import errors
+
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.http import request
+from odoo.tools import SQL
+
+from ..exceptions import EmbouxUserError
+from ..services import emboux_client as ec
+from ..services.redaction import redact
+from ..services.sync_errors import TRANSIENT, local_error
+from .emboux_mail_sync_event import NEEDS_SECRET
+
+_logger = logging.getLogger(__name__)
+TRANSACTION = "emboux_mail.sync"
+ON_REFUSAL = "emboux_mail.sync_on_refusal"
+BATCHES_PER_RUN = 20
+
+
+def deliver(registry, batch, secrets=None, wait=False, lang=None):
+    """Send ``batch`` if it is still pending and nothing it depends on waits
+    before it; returns the local exception of a refusal (the change taken
+    back on both sides), else None.
+
+    Two cursors: the first holds the lanes' advisory locks (waiting for
+    them at most the upstream timeout with ``wait``, else not at all) until
+    the second, opened once they are held so that its snapshot sees what
+    the previous holder sent, has delivered and committed."""
+    with registry.cursor() as lock_cr:
+        env = api.Environment(lock_cr, SUPERUSER_ID, {"lang": lang})
+        delivery = env["emboux.mail.sync.delivery"]
+        lanes = delivery._emboux_lanes(batch)
+        if not delivery._emboux_lock_lanes(lanes, wait):
+            return delivery._emboux_queued(batch, secrets)
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
+            return env["emboux.mail.sync.delivery"]._emboux_deliver_locked(
+                batch, secrets or {}
+            )
+
+
+def _after_commit(registry, lang, transaction, data):
+    """The ``postcommit`` hook of a transaction that changed hosting
+    records: send its batch now; a refusal (already taken back on both
+    sides) is raised to the caller, rendered as it asked (``data``: the
+    cursor's ``postcommit.data``, see ``_emboux_on_refusal``)."""
+    refusal = deliver(
+        registry, transaction["batch"], transaction["secrets"], wait=True, lang=lang
+    )
+    if refusal is not None:
+        on_refusal = data.get(ON_REFUSAL)
+        raise on_refusal(refusal) if on_refusal and request else refusal
+
+
+class EmbouxMailSyncDelivery(models.AbstractModel):
+    _name = "emboux.mail.sync.delivery"
+    _description = "Mail hosting: deliver changes to the upstream API"
+
+    # -- the transaction ---------------------------------------------------------
+    @api.model
+    def _emboux_transaction(self):
+        """This transaction's batch id and passwords (in memory only), and
+        the hook that sends them once it committed."""
+        data = self.env.cr.postcommit.data
+        transaction = data.get(TRANSACTION)
+        if transaction is None:
+            transaction = data[TRANSACTION] = {
+                "batch": uuid.uuid4().hex,
+                "secrets": {},
+            }
+            hook = functools.partial(
+                _after_commit,
+                self.env.registry,
+                self.env.context.get("lang"),
+                transaction,
+                data,
+            )
+            self.env.cr.postcommit.add(hook)
+        return transaction
+
+    @api.model
+    def _emboux_on_refusal(self, render):
+        """How this request shows a refusal of its change: ``render(error)``
+        returns the exception to raise instead (the portal's page, the REST
+        API's JSON); the backend's default is the error itself (a dialog)."""
+        self.env.cr.postcommit.data[ON_REFUSAL] = render
+
+    # -- lanes -------------------------------------------------------------------
+    @api.model
+    def _emboux_lanes(self, batch):
+        """The lanes of ``batch``'s pending changes, and the batch itself."""
+        self.env.cr.execute(
+            SQL(
+                "SELECT DISTINCT unnest(string_to_array(lanes, ' ')) "
+                "FROM emboux_mail_sync_event WHERE batch = %s AND state = 'pending'",
+                batch,
+            )
+        )
+        return {row[0] for row in self.env.cr.fetchall() if row[0]} | {f"batch:{batch}"}
+
+    @api.model
+    def _emboux_lock_lanes(self, lanes, wait):
+        """Take the advisory locks of ``lanes`` until this transaction ends;
+        False when another sender holds one of them (for longer than the
+        upstream timeout, with ``wait``)."""
+        cr = self.env.cr
+        if wait:
+            seconds = self.env["emboux.mail.sync.mixin"]._emboux_sync_timeout()[1]
+            cr.execute(SQL("SET LOCAL lock_timeout = %s", f"{int(seconds * 1000)}ms"))
+        function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        try:
+            for lane in sorted(lanes):
+                cr.execute(
+                    SQL(
+                        "SELECT %s(hashtextextended(%s, 0))::text",
+                        SQL.identifier(function),
+                        lane,
+                    )
+                )
+                if cr.fetchone()[0] == "false":
+                    cr.rollback()  # the locks taken so far go
+                    return False
+        except errors.LockNotAvailable:
+            cr.rollback()
+            return False
+        return True
+
+    # -- a batch -----------------------------------------------------------------
+    @api.model
+    def _emboux_deliver_locked(self, batch, secrets):
+        """``deliver`` once the lanes are held: this cursor sees every
+        batch their previous holders committed."""
+        events = self.env["emboux.mail.sync.event"].search(
+            [("batch", "=", batch), ("state", "=", "pending")], order="id"
+        )
+        if not events:
+            self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
+            return None
+        if self._emboux_waits_behind(events):
+            return self._emboux_queued(batch, secrets)
+        return self._emboux_send(events, secrets)
+
+    @api.model
+    def _emboux_waits_behind(self, events):
+        """Does an earlier change of another batch, on one of these lanes,
+        still wait for the upstream? Then these must wait too."""
+        lanes = list({lane for event in events for lane in (event.lanes or "").split()})
+        if not lanes:
+            return False
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM emboux_mail_sync_event WHERE state = 'pending' "
+                "AND batch != %s AND id < %s "
+                "AND string_to_array(lanes, ' ') && %s::text[] LIMIT 1",
+                events[0].batch,
+                min(events.ids),
+                lanes,
+            )
+        )
+        return bool(self.env.cr.fetchone())
+
+    @api.model
+    def _emboux_queued(self, batch, secrets):
+        """The batch cannot go now: the scheduled delivery sends it later,
+        unless it carries a password, which cannot wait (never stored)."""
+        events = self.env["emboux.mail.sync.event"].search(
+            [("batch", "=", batch), ("state", "=", "pending")]
+        )
+        if secrets and any(e.operation in NEEDS_SECRET for e in events):
+            error = EmbouxUserError(
+                self.env._(
+                    "Earlier changes are still waiting for the upstream EmBoux "
+                    "API; a password cannot wait with them: try again later."
+                )
+            )
+            self._emboux_take_back(events, events.browse(), error)
+            return error
+        self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger()
+        return None
+
+    @api.model
+    def _emboux_send(self, events, secrets):
+        """Send ``events`` in order; see the module docstring of the mixin
+        for what a refusal and no answer do."""
+        ordered = events._emboux_in_order()
+        client = self.env["emboux.mail.sync.mixin"]._emboux_sync_client()
+        delivered = events.browse()
+        try:
+            for index, event in enumerate(ordered):
+                secret = secrets.get(event.id)
+                try:
+                    if event.operation in NEEDS_SECRET and secret is None:
+                        raise EmbouxUserError(
+                            self.env._(
+                                "The password of this change was not kept: "
+                                "set it again."
+                            )
+                        )
+                    event._emboux_deliver(client, secret)
+                except TRANSIENT as error:
+                    rest = ordered[index:]
+                    if not any(e.operation in NEEDS_SECRET for e in rest):
+                        rest._emboux_postpone(error)
+                        return None
+                    error = EmbouxUserError(
+                        self.env._(
+                            "The upstream EmBoux API cannot be reached and a "
+                            "password is never stored here: try again when it is "
+                            "back. (%(error)s)",
+                            error=redact(str(error)),
+                        )
+                    )
+                    self._emboux_take_back(ordered, delivered, error, client)
+                    return error
+                except (ec.EmbouxApiError, EmbouxUserError) as error:
+                    if isinstance(error, ec.EmbouxApiError):
+                        error = local_error(self.env, error)
+                    self._emboux_take_back(ordered, delivered, error, client, event)
+                    return error
+                delivered |= event
+        finally:
+            client.close()
+        events.write({"upstream_token_encrypted": False})
+        self.env["emboux.mail.sync.undo"]._emboux_forget(events[0].batch)
+        return None
+
+    @api.model
+    def _emboux_take_back(self, events, delivered, error, client=None, refused=None):
+        """All or nothing: undo upstream what ``events`` already delivered,
+        newest first, then the local change; record why on every step."""
+        reason = str(error)
+        for event in reversed(delivered):
+            inverse = event._emboux_inverse()
+            if inverse is None:
+                _logger.warning(
+                    "upstream sync: %s (%s) cannot be undone upstream",
+                    event.operation,
+                    event.name,
+                )
+                continue
+            try:
+                event._emboux_call(client, None, *inverse)
+            except ec.EmbouxApiError as failure:
+                # left for the scheduled delivery, in order on its lanes
+                self._emboux_queue_inverse(event, inverse, failure)
+        self.env["emboux.mail.sync.undo"]._emboux_take_back(events[0].batch)
+        message = self.env._("Taken back: %(reason)s", reason=reason)
+        (events - (refused or events.browse()))._emboux_close("undone", message)
+        if refused:
+            refused._emboux_close("error", reason)
+
+    @api.model
+    def _emboux_queue_inverse(self, event, inverse, failure):
+        operation, payload = inverse
+        _logger.warning(
+            "upstream sync: undoing %s (%s) failed, queued: %s",
+            event.operation,
+            event.name,
+            redact(str(failure)),
+        )
+        copy = event.sudo().copy_data()[0]
+        copy.update(
+            operation=operation,
+            payload=payload,
+            batch=uuid.uuid4().hex,
+            state="pending",
+            upstream_token_encrypted=event.sudo().upstream_token_encrypted,
+            next_attempt_at=fields.Datetime.now(),
+        )
+        self.env["emboux.mail.sync.event"].create(copy)
+
+    # -- the scheduled delivery ----------------------------------------------------
+    @api.model
+    def _emboux_deliver_due(self):
+        """Send the pending batches whose time came, oldest first, each in a
+        cursor of its own; a batch whose lanes another sender holds is left
+        for the next run."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "SELECT batch FROM emboux_mail_sync_event WHERE state = 'pending' "
+                "GROUP BY batch HAVING max(coalesce(next_attempt_at, %s)) <= %s "
+                "ORDER BY min(id) LIMIT %s",
+                fields.Datetime.now(),
+                fields.Datetime.now(),
+                BATCHES_PER_RUN,
+            )
+        )
+        batches = [row[0] for row in self.env.cr.fetchall()]
+        for batch in batches:
+            deliver(self.env.registry, batch, lang=self.env.context.get("lang"))
+        self.env.invalidate_all()  # the batches changed in other cursors
+        remaining = self.env["emboux.mail.sync.event"].search_count(
+            [("state", "=", "pending")]
+        )
+        _logger.info(
+            "upstream sync: %s batches tried, %s changes pending",
+            len(batches),
+            remaining,
+        )
+        self.env["ir.cron"]._notify_progress(
+            done=len(batches), remaining=remaining if len(batches) else 0
+        )
