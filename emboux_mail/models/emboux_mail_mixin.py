@@ -95,6 +95,11 @@ class EmbouxMailMixin(models.AbstractModel):
         partners.modified(["emboux_domain_count"])
         return counts
 
+    def _emboux_counted_in(self):
+        """The domains and tenants whose counters count these records."""
+        domains = self if self._name == "emboux.mail.domain" else self.domain_id
+        return domains, domains.partner_id
+
     @api.model
     def _emboux_lock_domains(self, domains):
         """Lock the domains' rows and bring their mailbox counters up to date.

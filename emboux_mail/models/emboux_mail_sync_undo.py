@@ -85,6 +85,7 @@ class EmbouxMailSyncUndo(models.Model):
     def _emboux_take_back(self, batch):
         """Undo the local change of ``batch``, newest step first."""
         entries = self.sudo().search([("batch", "=", batch)], order="id desc")
+        counters = []  # the domains and tenants whose counters may move
         for entry in entries:
             model = (
                 self.env[entry.res_model]
@@ -94,6 +95,9 @@ class EmbouxMailSyncUndo(models.Model):
                 )
             )
             record = model.browse(entry.res_id)
+            counted = hasattr(model, "_emboux_counted_in")
+            if counted:
+                counters.append(record.exists()._emboux_counted_in())
             if entry.kind == "create":
                 record.exists().unlink()
                 continue
@@ -125,8 +129,14 @@ class EmbouxMailSyncUndo(models.Model):
                     )
                 )
             self.env.invalidate_all()
-            # stored values computed from these rows (counters, quotas)
+            # stored values computed from these rows (quotas)
             record.modified([name for name in entry.row if name in model._fields])
+            if counted:
+                counters.append(record._emboux_counted_in())
+        Hosting = self.env["emboux.mail.domain"]
+        for domains, tenants in counters:
+            Hosting._emboux_lock_domains(domains.exists())
+            Hosting._emboux_lock_tenants(tenants.exists())
         self.env.flush_all()
         entries.unlink()
 

@@ -37,6 +37,8 @@ class FakeUpstream:
             self.calls.append((method, args))
             self.keywords.append(kwargs)
             error = self.fail.get(method)
+            if callable(error):  # decides from the call's arguments
+                error = error(*args, **kwargs)
             if error:
                 raise error
             if method == "register_subdomain":
@@ -98,8 +100,11 @@ class ConnectedCase(EmbouxMailCase):
         """What Odoo does at COMMIT: flush, then run the postcommit hooks
         (the test cursor never commits)."""
         self.env.cr.flush()
-        self.env.cr.postcommit.run()
-        self.env.invalidate_all()
+        try:
+            self.env.cr.postcommit.run()
+        finally:
+            self.env.cr.postcommit.clear()  # as after a real COMMIT
+            self.env.invalidate_all()  # the delivery wrote in cursors of its own
 
     def commit_refused(self, error_class):
         """The postcommit hooks raise ``error_class``."""

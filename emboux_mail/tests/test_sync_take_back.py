@@ -1,0 +1,179 @@
+"""Connected mode, all or nothing: a change is sent only once committed, and
+a refusal at any step takes the whole change back, upstream and here."""
+
+from odoo import Command
+from odoo.tests import tagged
+
+from ..exceptions import EmbouxUserError, EmbouxValidationError
+from ..services import emboux_client as ec
+from .test_sync import ConnectedCase
+
+
+def refused(detail, status=400):
+    return ec.EmbouxBadRequest(f"{status}", status, detail)
+
+
+@tagged("post_install", "-at_install")
+class TestTakeBack(ConnectedCase):
+    def called(self):
+        return [name for name, _args in self.upstream.calls]
+
+    def test_nothing_is_sent_before_the_commit(self):
+        with self.env.cr.savepoint():
+            self.make_domain("savepoint.example")
+        self.env.cr.flush()  # what a flushing savepoint runs
+        self.assertEqual(self.upstream.calls, [])
+        self.commit()
+        self.assertEqual(self.called(), ["create_domain"])
+
+    def test_refusal_mid_save_takes_the_whole_save_back(self):
+        self.upstream.fail["create_alias"] = refused("Alias quota exceeded")
+        domain = self.Domain.create(
+            {
+                "name": "multi.example",
+                "partner_id": self.tenant.id,
+                "mailbox_ids": [
+                    Command.create(
+                        {"email": "a@multi.example", "password": "pw-a-123456"}
+                    )
+                ],
+                "alias_ids": [
+                    Command.create(
+                        {"source": "b@multi.example", "destination": "a@multi.example"}
+                    )
+                ],
+            }
+        )
+        error = self.commit_refused(EmbouxValidationError)
+        self.assertIn("Alias quota exceeded", str(error))
+        # the delivered steps are undone upstream, newest first
+        self.assertEqual(
+            self.called(),
+            [
+                "create_domain",
+                "create_mailbox",
+                "create_alias",
+                "delete_mailbox",
+                "delete_domain",
+            ],
+        )
+        # and here: nothing of the save stays
+        self.assertFalse(domain.exists())
+        self.assertFalse(self.Mailbox.search([("email", "=", "a@multi.example")]))
+        self.assertFalse(self.Alias.search([("source", "=", "b@multi.example")]))
+        events = self.Event.search([("name", "like", "multi.example")], order="id")
+        self.assertEqual(
+            events.mapped("state"), ["undone", "undone", "error"], events.mapped("name")
+        )
+
+    def test_written_values_come_back(self):
+        domain = self.make_domain("write.example")
+        mailbox = self.Mailbox.create(
+            {"email": "q@write.example", "password": "pw-q-123456", "quota_mb": 100}
+        )
+        self.commit()
+        self.upstream.calls.clear()
+        self.upstream.fail["suspend"] = refused("Domain is locked")
+        mailbox.quota_mb = 250
+        domain.action_suspend()
+        self.commit_refused(EmbouxValidationError)
+        self.assertEqual(self.called(), ["set_quota", "suspend", "set_quota"])
+        self.assertEqual(self.upstream.calls[-1][1], ("q@write.example", 100))
+        self.assertEqual((mailbox.quota_mb, domain.suspended), (100, False))
+        self.assertEqual(domain.sync_state, "error")
+
+    def test_a_refused_delete_brings_the_rows_back(self):
+        domain = self.make_domain("keep.example")
+        mailbox = self.Mailbox.create(
+            {"email": "k@keep.example", "password": "pw-k-123456"}
+        )
+        self.commit()
+        ids = (domain.id, mailbox.id)
+        self.upstream.fail["delete_domain"] = ec.EmbouxForbidden(
+            "403", status=403, detail="Not yours"
+        )
+        domain.unlink()
+        self.commit_refused(EmbouxUserError)
+        restored = self.Domain.search([("name", "=", "keep.example")])
+        self.assertEqual((restored.id, restored.mailbox_ids.ids), (ids[0], [ids[1]]))
+        self.assertEqual(restored.mailbox_count, 1)
+
+    def test_a_refused_token_swap_keeps_the_old_token(self):
+        key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
+        self.commit()
+        self.upstream.calls.clear()
+        self.upstream.fail["create_api_key"] = refused("API key already exists")
+        key._emboux_set_token("emb_the_new_token_0123456789")
+        self.commit_refused(EmbouxValidationError)
+        # the new key is created first: its refusal leaves the old one alone
+        self.assertEqual(self.called(), ["create_api_key"])
+        self.assertEqual(self.Key._emboux_find_by_token(token), key)
+        self.assertFalse(self.Key._emboux_find_by_token("emb_the_new_token_0123456789"))
+        mixin = self.env["emboux.mail.sync.mixin"]
+        self.assertEqual(
+            mixin._emboux_decrypt(key.sudo().upstream_token_encrypted), token
+        )
+
+    def test_a_refused_plan_change_comes_back_everywhere(self):
+        other = self.make_tenant("Other")
+        first, first_token = self.Key._emboux_generate({"partner_id": self.tenant.id})
+        second, second_token = self.Key._emboux_generate({"partner_id": other.id})
+        self.commit()
+        self.upstream.calls.clear()
+        updates = []
+
+        def second_update_refused(token, **values):
+            updates.append(token)
+            return refused("Quota below usage") if len(updates) == 2 else None
+
+        self.upstream.fail["update_api_key"] = second_update_refused
+        before = self.plan.mailboxes_per_domain
+        self.plan.mailboxes_per_domain = 1
+        self.commit_refused(EmbouxValidationError)
+        # the key sent first is put back upstream: what it had last
+        self.assertEqual(sorted(updates[:2]), sorted([first_token, second_token]))
+        self.assertEqual(updates[2], updates[0])
+        self.assertEqual(self.upstream.keywords[-1]["mailboxes_per_domain"], before)
+        self.assertEqual(self.plan.mailboxes_per_domain, before)
+        self.assertEqual(
+            (first.mailboxes_per_domain, second.mailboxes_per_domain), (before, before)
+        )
+
+    def test_a_tenant_waits_behind_its_own_earlier_change_only(self):
+        other = self.make_tenant("Other")
+        self.upstream.fail["create_domain"] = lambda name, *a, **k: (
+            ec.EmbouxUnavailable("down") if name == "first.example" else None
+        )
+        first = self.make_domain("first.example")
+        self.commit()
+        second = self.make_domain("second.example")
+        self.commit()
+        self.make_domain("elsewhere.example", tenant=other)
+        self.commit()
+        # the other tenant went through; the same tenant's later save waits
+        self.assertEqual(
+            [args[0] for _name, args in self.upstream.calls],
+            ["first.example", "elsewhere.example"],
+        )
+        self.assertEqual((first.sync_state, second.sync_state), ("pending", "pending"))
+        self.upstream.fail.clear()
+        self.upstream.calls.clear()
+        (first | second).action_sync_retry()
+        self.Event._cron_deliver()
+        self.assertEqual(
+            [args[0] for _name, args in self.upstream.calls],
+            ["first.example", "second.example"],
+        )
+        self.assertEqual((first.sync_state, second.sync_state), ("synced", "synced"))
+
+    def test_a_change_refused_later_is_taken_back_then(self):
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
+        domain = self.make_domain("later.example")
+        self.commit()
+        self.upstream.fail["create_domain"] = refused("Domain quota exceeded")
+        domain.action_sync_retry()
+        self.Event._cron_deliver()
+        self.assertFalse(domain.exists())
+        event = self.Event.search([("name", "=", "later.example")])
+        self.assertEqual(event.state, "error")
+        self.assertIn("Domain quota exceeded", event.last_error)
