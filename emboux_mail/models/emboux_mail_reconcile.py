@@ -32,6 +32,26 @@ def _all_items(lister, **kwargs):
             return items
 
 
+def _domain_values(domain):
+    """A local domain as the upstream lists it (``GET /domains/``)."""
+    return {
+        "owner": domain.partner_id.emboux_partner_ref or None,
+        "verified": domain.verified,
+        "suspended": domain.suspended,
+        "suspension_reason": domain.suspension_reason or None,
+        "parent_domain": domain.parent_id.name or None,
+        "is_wildcard": domain.is_wildcard,
+    }
+
+
+KEY_FIELDS = (
+    "domains_allowed",
+    "mailboxes_per_domain",
+    "aliases_per_mailbox",
+    "active",
+)
+
+
 class _Run:
     """The comparison of one run: counts and report lines."""
 
@@ -66,21 +86,28 @@ class _Run:
             self.counts["local_only"] += 1
             self.lines.append(f"{label} {key} exists only here")
 
+    def compare(self, label, here, upstream):
+        """One report line and one difference per field that differs; a
+        field the upstream does not answer is not compared."""
+        for field, value in here.items():
+            if field in upstream and upstream[field] != value:
+                self.counts["differences"] += 1
+                self.lines.append(
+                    f"{label}: {field} here {value}, upstream {upstream[field]}"
+                )
+
     def domains(self, upstream, owners):
         Domain = self.env["emboux.mail.domain"]
         Partner = self.env["res.partner"]
         names = {item["name"] for item in upstream}
         local = {d.name: d for d in Domain.search([])}
         # parents before their subdomains
-        for name in sorted(names, key=lambda n: (n.count("."), n)):
+        for item in sorted(upstream, key=lambda i: (i["name"].count("."), i["name"])):
+            name = item["name"]
             ref = owners.get(name)
             if name in local:
-                here = local[name].partner_id.emboux_partner_ref or None
-                if ref and here != ref:
-                    self.counts["differences"] += 1
-                    self.lines.append(
-                        f"Domain {name}: owner here {here or '-'}, upstream {ref}"
-                    )
+                there = dict(item, owner=ref) if owners.complete else dict(item)
+                self.compare(f"Domain {name}", _domain_values(local[name]), there)
                 continue
             partner = Partner.search([("emboux_partner_ref", "=", ref)], limit=1)
             vals = {"name": name, "partner_id": ref and partner.id or False}
@@ -89,15 +116,19 @@ class _Run:
 
     def mailboxes(self, upstream):
         Mailbox = self.env["emboux.mail.mailbox"]
-        emails = {item["email"] for item in upstream}
-        local = set(Mailbox.search([]).mapped("email"))
-        for email in sorted(emails - local):
+        local = {m.email: m for m in Mailbox.search([])}
+        for item in sorted(upstream, key=lambda i: i["email"]):
+            email = item["email"]
+            if email in local:
+                here = {"quota_mb": local[email].quota_mb}
+                self.compare(f"Mailbox {email}", here, item)
+                continue
             self.attempt(
                 "mailboxes",
                 f"mailbox {email}",
                 lambda e=email: Mailbox.create({"email": e}),
             )
-        self.local_only("Mailbox", local - emails)
+        self.local_only("Mailbox", set(local) - {item["email"] for item in upstream})
 
     def aliases(self, upstream):
         Alias = self.env["emboux.mail.alias"]
@@ -106,12 +137,7 @@ class _Run:
             source, destination = item["source"], item.get("destination")
             here = local.get(source)
             if here:
-                if destination and here.destination != destination:
-                    self.counts["differences"] += 1
-                    self.lines.append(
-                        f"Alias {source}: destination here {here.destination}, "
-                        f"upstream {destination}"
-                    )
+                self.compare(f"Alias {source}", {"destination": here.destination}, item)
                 continue
             if not destination:
                 self.counts["import_failures"] += 1
@@ -125,6 +151,20 @@ class _Run:
                 ),
             )
         self.local_only("Alias", set(local) - {item["source"] for item in upstream})
+
+    def keys(self, settings):
+        """``settings``: ``{key: what the upstream answers for its token}``."""
+        for key, there in settings.items():
+            here = {name: key[name] for name in KEY_FIELDS}
+            label = f"API key of {key.partner_ref or key.display_name}"
+            self.compare(label, here, there)
+
+
+class _Owners(dict):
+    """``{domain name: partner_ref}``; ``complete`` when every tenant key
+    could be read (otherwise owners are not compared)."""
+
+    complete = True
 
 
 class EmbouxMailReconcile(models.Model):
@@ -197,7 +237,7 @@ class EmbouxMailReconcile(models.Model):
         client = mixin._emboux_sync_client()
         try:
             upstream_domains = _all_items(client.list_domains)
-            owners = self._emboux_upstream_owners(client, keys, progress)
+            owners, settings = self._emboux_upstream_tenants(client, keys, progress)
             mailboxes = _all_items(client.list_mailboxes)
             aliases = _all_items(client.list_aliases)
         except (ec.EmbouxApiError, EmbouxUserError) as error:
@@ -229,6 +269,7 @@ class EmbouxMailReconcile(models.Model):
         run.domains(upstream_domains, owners)
         run.mailboxes(mailboxes)
         run.aliases(aliases)
+        run.keys({key.with_env(env): there for key, there in settings.items()})
         counts = run.counts
         summary = (
             "Imported {imported_domains} domains, {imported_mailboxes} mailboxes, "
@@ -245,9 +286,10 @@ class EmbouxMailReconcile(models.Model):
         )
 
     @api.model
-    def _emboux_upstream_owners(self, master, keys, progress=False):
-        """``{domain name: partner_ref}`` from each tenant key's own list."""
-        owners = {}
+    def _emboux_upstream_tenants(self, master, keys, progress=False):
+        """``({domain name: partner_ref}, {key: its upstream settings})``,
+        from each tenant key's own list of domains and its usage."""
+        owners, settings = _Owners(), {}
         keys = keys.filtered("partner_ref")
         mixin = self.env["emboux.mail.sync.mixin"]
         for index, key in enumerate(keys):
@@ -255,10 +297,13 @@ class EmbouxMailReconcile(models.Model):
             token = mixin._emboux_decrypt(key.upstream_token_encrypted)
             client = mixin._emboux_sync_client(token=token)
             try:
+                settings[key] = master.api_key_usage(token)
                 for item in _all_items(client.list_domains):
                     owners.setdefault(item["name"], ref)
-            except ec.EmbouxForbidden:
+            except (ec.EmbouxForbidden, ec.EmbouxNotFound):
+                # revoked or expired: it cannot list; ownership stays unknown
                 _logger.info("upstream reconcile: key of %s refused", ref)
+                owners.complete = False
             finally:
                 client.close()
             _logger.info(
@@ -271,4 +316,4 @@ class EmbouxMailReconcile(models.Model):
                 self.env["ir.cron"]._notify_progress(
                     done=index + 1, remaining=len(keys) - index - 1
                 )
-        return owners
+        return owners, settings

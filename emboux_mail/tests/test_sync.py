@@ -403,7 +403,10 @@ class TestReconcile(ConnectedCase):
         self.assertEqual(alias.destination, "a@up.example")
         # nothing imported went back upstream
         self.assertEqual(self.Event.search_count([]), events_before)
-        self.assertEqual(self.upstream.calls, [])
+        # it only read: the lists, and the key's settings to compare them
+        self.assertEqual(
+            {name for name, _args in self.upstream.calls}, {"api_key_usage"}
+        )
 
     def test_lost_create_answer_is_adopted_when_exactly_ours(self):
         """The upstream applied creates whose answers were lost (no receipt):
@@ -453,9 +456,18 @@ class TestReconcile(ConnectedCase):
         self.local()
         run = self.Reconcile._emboux_reconcile()
         self.assertEqual(run.local_only, 1)  # local.example
-        self.assertEqual(run.differences, 1)  # c@both.example's destination
+        # c@both.example's destination; both.example is not in the tenant's list
+        self.assertEqual(run.differences, 2)
         self.assertIn("Domain local.example exists only here", run.report)
-        self.assertIn("Alias c@both.example: destination here m@x.org", run.report)
+        self.assertIn(
+            "Alias c@both.example: destination here m@x.org, upstream elsewhere@x.org",
+            run.report,
+        )
+        self.assertIn(
+            f"Domain both.example: owner here {self.tenant.emboux_partner_ref}, "
+            "upstream None",
+            run.report,
+        )
         self.assertTrue(self.Domain.search([("name", "=", "local.example")]))
         alias = self.Alias.search([("source", "=", "c@both.example")])
         self.assertEqual(alias.destination, "m@x.org")
@@ -466,6 +478,32 @@ class TestReconcile(ConnectedCase):
             (0, 0, 0),
         )
         self.assertEqual(again.local_only, 1)
+
+    def test_every_upstream_field_is_compared(self):
+        self.local()
+        self.upstream.owned["tenant-token-0123456789"].add("both.example")
+        self.upstream.domains[2].update(
+            suspended=True,
+            suspension_reason="billing",
+            parent_domain=None,
+            is_wildcard=False,
+            verified=True,
+        )
+        self.upstream.mailboxes[1]["quota_mb"] = 7
+        settings = {"domains_allowed": 99, "mailboxes_per_domain": 2, "active": True}
+        self.upstream.api_key_usage = lambda token, since=None: dict(settings)
+        run = self.Reconcile._emboux_reconcile()
+        mailbox = self.Mailbox.search([("email", "=", "m@both.example")])
+        expected = [
+            "Domain both.example: suspended here False, upstream True",
+            "Domain both.example: suspension_reason here None, upstream billing",
+            f"Mailbox m@both.example: quota_mb here {mailbox.quota_mb}, upstream 7",
+            f"domains_allowed here {self.key.domains_allowed}, upstream 99",
+            "Alias c@both.example: destination here m@x.org",
+        ]
+        for line in expected:
+            self.assertIn(line, run.report)
+        self.assertEqual(run.differences, len(expected))
 
     def test_unreadable_upstream_is_a_failed_run(self):
         self.upstream.list_domains = lambda **kw: (_ for _ in ()).throw(

@@ -51,6 +51,8 @@ SCHEMAS = {
         "verified": "bool",
         "suspended": "bool",
         "suspension_reason": "str",
+        "parent_domain": "str",
+        "is_wildcard": "bool",
     },
     "Verification": {
         "name": "str",
@@ -59,7 +61,13 @@ SCHEMAS = {
         "dns_records": "array",
         "message": "str",
     },
-    "Mailbox": {"id": "int", "domain_id": "int", "email": "str", "created_at": "str"},
+    "Mailbox": {
+        "id": "int",
+        "domain_id": "int",
+        "email": "str",
+        "quota_mb": "int",
+        "created_at": "str",
+    },
     "Alias": {
         "id": "int",
         "domain_id": "int",
@@ -102,6 +110,11 @@ SCHEMAS = {
         "by_route": "object",
         "domains_used": "int",
         "last_used_at": "str",
+        "domains_allowed": "int",
+        "mailboxes_per_domain": "int",
+        "aliases_per_mailbox": "int",
+        "active": "bool",
+        "expires_at": "str",
     },
 }
 # fields whose syntax the rules check, by name in the API's bodies

@@ -38,6 +38,15 @@ class Caller:
         return "operator" if self.is_master else "customer"
 
 
+KEY_SETTINGS = (
+    "domains_allowed",
+    "mailboxes_per_domain",
+    "aliases_per_mailbox",
+    "active",
+    "expires_at",
+)
+
+
 def stamp(value):
     """The API's timestamps: UTC, ISO 8601, seconds, no timezone suffix."""
     return value.strftime(TIMESTAMP) if value else None
@@ -171,6 +180,8 @@ class EmbouxMailApi(models.AbstractModel):
             "verified": domain.verified,
             "suspended": domain.suspended,
             "suspension_reason": domain.suspension_reason or None,
+            "parent_domain": domain.parent_id.name or None,
+            "is_wildcard": domain.is_wildcard,
         }
 
     @api.model
@@ -344,6 +355,7 @@ class EmbouxMailApi(models.AbstractModel):
             "id": mailbox.id,
             "domain_id": mailbox.domain_id.id,
             "email": mailbox.email,
+            "quota_mb": mailbox.quota_mb,
             "created_at": stamp(mailbox.create_date),
         }
 
@@ -504,4 +516,10 @@ class EmbouxMailApi(models.AbstractModel):
             "by_route": {route: count for route, count in groups},
             "domains_used": key.domains_used,
             "last_used_at": stamp(key.last_used_at),
+            # what the key allows, for a connected Odoo to compare with its own
+            **{
+                name: value
+                for name, value in self._api_key_dict(key, token).items()
+                if name in KEY_SETTINGS
+            },
         }

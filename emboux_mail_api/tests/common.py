@@ -24,8 +24,14 @@ from odoo.addons.emboux_mail.tests.common import FakeDns
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 DOMAIN_KEYS = {"id", "name", "created_at"}
 # GET /domains/ items: the seed's fields, then the domain's state
-DOMAIN_ITEM_KEYS = DOMAIN_KEYS | {"verified", "suspended", "suspension_reason"}
-MAILBOX_KEYS = {"id", "domain_id", "email", "created_at"}
+DOMAIN_ITEM_KEYS = DOMAIN_KEYS | {
+    "verified",
+    "suspended",
+    "suspension_reason",
+    "parent_domain",
+    "is_wildcard",
+}
+MAILBOX_KEYS = {"id", "domain_id", "email", "quota_mb", "created_at"}
 ALIAS_KEYS = {"id", "domain_id", "source", "destination", "created_at"}
 API_KEY_KEYS = {
     "id",
@@ -48,6 +54,12 @@ USAGE_KEYS = {
     "by_route",
     "domains_used",
     "last_used_at",
+    # what the key allows (a connected Odoo's reconcile compares them)
+    "domains_allowed",
+    "mailboxes_per_domain",
+    "aliases_per_mailbox",
+    "active",
+    "expires_at",
 }
 JSON = {"Content-Type": "application/json"}
 

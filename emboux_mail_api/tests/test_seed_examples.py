@@ -167,9 +167,17 @@ class TestSeedExamples(EmbouxApiCase):
         )
         response = self.curl("POST", "/users/", self.TOKEN_A, data, JSON)
         mailbox = self.assertAnswer(response, 201, MAILBOX_KEYS)
+        stored = self.env["emboux.mail.mailbox"].search(
+            [("email", "=", "hello@mycompany.com")]
+        )
         self.assertEqual(
             self._strip(mailbox),
-            {"domain_id": domain["id"], "email": "hello@mycompany.com"},
+            # the seed's fields, and the quota (an addition of this API)
+            {
+                "domain_id": domain["id"],
+                "email": "hello@mycompany.com",
+                "quota_mb": stored.quota_mb,
+            },
         )
         response = self.curl("POST", "/users/", self.TOKEN_A, data, JSON)
         self.assertDetail(response, 400, "Email already exists")
