@@ -9,9 +9,14 @@ close``). For each request, with probability ``rate`` (drawn from a seeded
   then closes it (longer than the client's timeout);
 * ``reset``: closes the connection with a TCP reset, without forwarding;
 * ``lost``: forwards to the target, reads its whole answer (the target
-  applied the request), then resets the client's connection.
+  applied the request), then resets the client's connection;
+* ``refuse`` (only when asked for, in ``faults``): answers 409 with
+  ``{"detail": "Refused by the fault proxy"}`` without forwarding, as an
+  upstream refusing a change would.
 
-``counts`` tells how many requests saw each outcome (``ok`` included).
+``counts`` tells how many requests saw each outcome (``ok`` included);
+``forwarded`` lists ``(method, path, body)`` of every request the target
+received, in order.
 """
 
 import random
@@ -22,6 +27,7 @@ import threading
 import time
 
 FAULTS = ("502", "timeout", "reset", "lost")
+REFUSAL = b'{"detail": "Refused by the fault proxy"}'
 
 
 def _reset(sock):
@@ -65,13 +71,17 @@ def _close_head(head):
 
 
 class FaultProxy:
-    def __init__(self, target_host, target_port, rate=0.2, seed=1, hold=3.0):
+    def __init__(
+        self, target_host, target_port, rate=0.2, seed=1, hold=3.0, faults=FAULTS
+    ):
         self.target = (target_host, target_port)
         self.rate = rate
         self.hold = hold
+        self.faults = tuple(faults)
         self.random = random.Random(seed)
         self.lock = threading.Lock()
-        self.counts = dict.fromkeys(("ok", *FAULTS), 0)
+        self.counts = dict.fromkeys(("ok", *self.faults), 0)
+        self.forwarded = []
         proxy = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -103,11 +113,14 @@ class FaultProxy:
         with self.lock:
             fault = "ok"
             if self.random.random() < self.rate:
-                fault = self.random.choice(FAULTS)
+                fault = self.random.choice(self.faults)
             self.counts[fault] += 1
             return fault
 
     def _forward(self, head, body):
+        method, path = head.split(b" ")[:2]
+        with self.lock:
+            self.forwarded.append((method.decode(), path.decode(), body))
         with socket.create_connection(self.target, timeout=60) as upstream:
             upstream.sendall(_close_head(head) + b"\r\n\r\n" + body)
             answer = b""
@@ -128,6 +141,13 @@ class FaultProxy:
             client.sendall(
                 b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
                 b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Gateway"
+            )
+            client.close()
+        elif fault == "refuse":
+            client.sendall(
+                b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (len(REFUSAL), REFUSAL)
             )
             client.close()
         elif fault == "timeout":
