@@ -29,14 +29,14 @@ BANNER_RE = re.compile(r"EmBoux Mail is running at (http://\S+)/odoo")
 class RunningServer:
     """One ``./setup/run`` process and what its banner printed."""
 
-    def __init__(self, db, env=None, startup_timeout=600):
+    def __init__(self, db, env=None, startup_timeout=600, args=()):
         self.db = db
         self.port = free_port()
         self.log_path = REPO / "var" / "log" / f"{db}-run.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(REPO / "setup" / "run"), "--http-port", str(self.port)],
+            [str(REPO / "setup" / "run"), "--http-port", str(self.port), *args],
             cwd=REPO,
             env={**os.environ, "EMBOUX_DB": db, **(env or {})},
             stdout=self._log,
@@ -78,13 +78,14 @@ def cluster():
 
 @pytest.fixture(scope="session")
 def run_server(cluster):
-    """Factory: start ``./setup/run`` on a fresh database; stop and drop it."""
+    """Factory: start ``./setup/run`` on a fresh database; stop and drop it.
+    ``args`` go to odoo-bin (``--workers 2``: a prefork server)."""
     servers = []
 
-    def start(name, env=None):
+    def start(name, env=None, args=()):
         db = f"emboux_e2e_{name}"
         cluster.drop_database(db)
-        server = RunningServer(db, env=env)
+        server = RunningServer(db, env=env, args=args)
         servers.append(server)
         return server
 

@@ -10,9 +10,9 @@ close``). For each request, with probability ``rate`` (drawn from a seeded
 * ``reset``: closes the connection with a TCP reset, without forwarding;
 * ``lost``: forwards to the target, reads its whole answer (the target
   applied the request), then resets the client's connection;
-* ``refuse`` (only when asked for, in ``faults``): answers 409 with
-  ``{"detail": "Refused by the fault proxy"}`` without forwarding, as an
-  upstream refusing a change would.
+* ``refuse`` (only when asked for, in ``faults``, and never for a GET):
+  answers 409 with ``{"detail": "Refused by the fault proxy"}`` without
+  forwarding, as an upstream refusing a change would.
 
 ``counts`` tells how many requests saw each outcome (``ok`` included);
 ``forwarded`` lists ``(method, path, body)`` of every request the target
@@ -109,11 +109,14 @@ class FaultProxy:
         self.server.server_close()
         self.thread.join(timeout=10)
 
-    def _choose(self):
+    def _choose(self, head):
+        faults = self.faults
+        if head.startswith(b"GET "):
+            faults = tuple(f for f in faults if f != "refuse")
         with self.lock:
             fault = "ok"
-            if self.random.random() < self.rate:
-                fault = self.random.choice(self.faults)
+            if faults and self.random.random() < self.rate:
+                fault = self.random.choice(faults)
             self.counts[fault] += 1
             return fault
 
@@ -136,7 +139,7 @@ class FaultProxy:
         if request is None:
             client.close()
             return
-        fault = self._choose()
+        fault = self._choose(request[0])
         if fault == "502":
             client.sendall(
                 b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"

@@ -34,7 +34,7 @@ class OdooRpc:
         reply = self.session.post(self.url, json=payload, timeout=120).json()
         if "error" in reply:
             raise RpcError(reply["error"])
-        return reply["result"]
+        return reply.get("result")  # absent when the method returned None
 
     def call(self, model, method, *args, **kwargs):
         return self._call(

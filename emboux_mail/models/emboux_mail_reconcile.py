@@ -106,8 +106,12 @@ class _Run:
             name = item["name"]
             ref = owners.get(name)
             if name in local:
-                there = dict(item, owner=ref) if owners.complete else dict(item)
-                self.compare(f"Domain {name}", _domain_values(local[name]), there)
+                here = _domain_values(local[name])
+                there = dict(item)
+                # an owner is known upstream only through its tenant's keys
+                if owners.complete and (ref or here["owner"] in owners.read):
+                    there["owner"] = ref
+                self.compare(f"Domain {name}", here, there)
                 continue
             partner = Partner.search([("emboux_partner_ref", "=", ref)], limit=1)
             vals = {"name": name, "partner_id": ref and partner.id or False}
@@ -161,10 +165,15 @@ class _Run:
 
 
 class _Owners(dict):
-    """``{domain name: partner_ref}``; ``complete`` when every tenant key
-    could be read (otherwise owners are not compared)."""
+    """``{domain name: partner_ref}``; ``read``: the tenants whose keys
+    listed their domains; ``complete`` when every key could be read
+    (otherwise owners are not compared)."""
 
     complete = True
+
+    def __init__(self):
+        super().__init__()
+        self.read = set()
 
 
 class EmbouxMailReconcile(models.Model):
@@ -300,6 +309,7 @@ class EmbouxMailReconcile(models.Model):
                 settings[key] = master.api_key_usage(token)
                 for item in _all_items(client.list_domains):
                     owners.setdefault(item["name"], ref)
+                owners.read.add(ref)
             except (ec.EmbouxForbidden, ec.EmbouxNotFound):
                 # revoked or expired: it cannot list; ownership stays unknown
                 _logger.info("upstream reconcile: key of %s refused", ref)

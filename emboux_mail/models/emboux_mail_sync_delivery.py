@@ -9,7 +9,9 @@ order they were made, whatever the number of workers and servers.
 
 import functools
 import logging
+import time
 import uuid
+from datetime import timedelta
 
 from psycopg2 import errors
 
@@ -27,6 +29,10 @@ _logger = logging.getLogger(__name__)
 TRANSACTION = "emboux_mail.sync"
 ON_REFUSAL = "emboux_mail.sync_on_refusal"
 BATCHES_PER_RUN = 20
+# a batch its request has not sent after this long is the scheduler's
+ORPHAN = timedelta(minutes=1)
+# an earlier batch of the same lanes, never tried yet, goes first
+LET_EARLIER_GO = object()
 
 
 def deliver(registry, batch, secrets=None, wait=False, lang=None):
@@ -37,18 +43,30 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
     Two cursors: the first holds the lanes' advisory locks (waiting for
     them at most the upstream timeout with ``wait``, else not at all) until
     the second, opened once they are held so that its snapshot sees what
-    the previous holder sent, has delivered and committed."""
-    with registry.cursor() as lock_cr:
-        env = api.Environment(lock_cr, SUPERUSER_ID, {"lang": lang})
-        delivery = env["emboux.mail.sync.delivery"]
-        lanes = delivery._emboux_lanes(batch)
-        if not delivery._emboux_lock_lanes(lanes, wait):
-            return delivery._emboux_queued(batch, secrets)
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
-            return env["emboux.mail.sync.delivery"]._emboux_deliver_locked(
-                batch, secrets or {}
-            )
+    the previous holder sent, has delivered and committed. An earlier
+    batch that was never tried is about to be sent by the request that
+    made it: with ``wait``, this one lets it go first (up to the timeout)."""
+    deadline = None
+    while True:
+        with registry.cursor() as lock_cr:
+            env = api.Environment(lock_cr, SUPERUSER_ID, {"lang": lang})
+            delivery = env["emboux.mail.sync.delivery"]
+            if wait and deadline is None:
+                timeout = env["emboux.mail.sync.mixin"]._emboux_sync_timeout()[1]
+                deadline = time.monotonic() + timeout
+            lanes = delivery._emboux_lanes(batch)
+            if not delivery._emboux_lock_lanes(lanes, wait):
+                # busy: a request's own batch waits no longer; else the
+                # sender holding the lanes, or the next run, sends it
+                return delivery._emboux_queued(batch, secrets) if wait else None
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
+                outcome = env["emboux.mail.sync.delivery"]._emboux_deliver_locked(
+                    batch, secrets or {}, wait and time.monotonic() < deadline
+                )
+        if outcome is not LET_EARLIER_GO:
+            return outcome
+        time.sleep(0.02)
 
 
 def _after_commit(registry, lang, transaction, data):
@@ -139,7 +157,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     # -- a batch -----------------------------------------------------------------
     @api.model
-    def _emboux_deliver_locked(self, batch, secrets):
+    def _emboux_deliver_locked(self, batch, secrets, may_wait=False):
         """``deliver`` once the lanes are held: this cursor sees every
         batch their previous holders committed."""
         events = self.env["emboux.mail.sync.event"].search(
@@ -148,28 +166,36 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         if not events:
             self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
             return None
-        if self._emboux_waits_behind(events):
+        fresh = min(events.mapped("create_date")) > fields.Datetime.now() - ORPHAN
+        if not secrets and fresh and any(e.operation in NEEDS_SECRET for e in events):
+            return None  # its request, holding the password, is about to send it
+        earlier = self._emboux_waits_behind(events)
+        if earlier:
+            left = earlier.filtered(lambda e: e.attempts or e.next_attempt_at)
+            if may_wait and not left:
+                return LET_EARLIER_GO
             return self._emboux_queued(batch, secrets)
         return self._emboux_send(events, secrets)
 
     @api.model
     def _emboux_waits_behind(self, events):
-        """Does an earlier change of another batch, on one of these lanes,
-        still wait for the upstream? Then these must wait too."""
+        """The earlier changes of other batches, on one of these lanes, that
+        still wait for the upstream: these must wait behind them."""
+        Event = self.env["emboux.mail.sync.event"]
         lanes = list({lane for event in events for lane in (event.lanes or "").split()})
         if not lanes:
-            return False
+            return Event
         self.env.cr.execute(
             SQL(
-                "SELECT 1 FROM emboux_mail_sync_event WHERE state = 'pending' "
+                "SELECT id FROM emboux_mail_sync_event WHERE state = 'pending' "
                 "AND batch != %s AND id < %s "
-                "AND string_to_array(lanes, ' ') && %s::text[] LIMIT 1",
+                "AND string_to_array(lanes, ' ') && %s::text[]",
                 events[0].batch,
                 min(events.ids),
                 lanes,
             )
         )
-        return bool(self.env.cr.fetchone())
+        return Event.browse(row[0] for row in self.env.cr.fetchall())
 
     @api.model
     def _emboux_queued(self, batch, secrets):
@@ -187,6 +213,8 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             )
             self._emboux_take_back(events, events.browse(), error)
             return error
+        # left to the scheduled delivery (no request is about to send it)
+        events.write({"next_attempt_at": fields.Datetime.now()})
         self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger()
         return None
 
@@ -214,6 +242,9 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     if not any(e.operation in NEEDS_SECRET for e in rest):
                         rest._emboux_postpone(error)
                         return None
+                    # the call without an answer may have been applied: it
+                    # is undone with the steps delivered before it
+                    delivered |= event
                     error = EmbouxUserError(
                         self.env._(
                             "The upstream EmBoux API cannot be reached and a "
@@ -225,6 +256,10 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     self._emboux_take_back(ordered, delivered, error, client)
                     return error
                 except (ec.EmbouxApiError, EmbouxUserError) as error:
+                    if event.undoes_id:
+                        # undoing must not stop half-way: tried again later
+                        ordered[index:]._emboux_postpone(error)
+                        return None
                     if isinstance(error, ec.EmbouxApiError):
                         error = local_error(self.env, error)
                     self._emboux_take_back(ordered, delivered, error, client, event)
@@ -274,6 +309,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         copy.update(
             operation=operation,
             payload=payload,
+            undoes_id=event.id,
             batch=uuid.uuid4().hex,
             state="pending",
             upstream_token_encrypted=event.sudo().upstream_token_encrypted,
@@ -288,13 +324,14 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         cursor of its own; a batch whose lanes another sender holds is left
         for the next run."""
         self.env.flush_all()
+        now = fields.Datetime.now()
         self.env.cr.execute(
             SQL(
                 "SELECT batch FROM emboux_mail_sync_event WHERE state = 'pending' "
-                "GROUP BY batch HAVING max(coalesce(next_attempt_at, %s)) <= %s "
-                "ORDER BY min(id) LIMIT %s",
-                fields.Datetime.now(),
-                fields.Datetime.now(),
+                "GROUP BY batch HAVING max(coalesce(next_attempt_at, "
+                "create_date + %s)) <= %s ORDER BY min(id) LIMIT %s",
+                ORPHAN,
+                now,
                 BATCHES_PER_RUN,
             )
         )
@@ -305,11 +342,20 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         remaining = self.env["emboux.mail.sync.event"].search_count(
             [("state", "=", "pending")]
         )
+        if len(batches) < BATCHES_PER_RUN:
+            remaining = 0  # the rest waits for its time: no run again now
         _logger.info(
             "upstream sync: %s batches tried, %s changes pending",
             len(batches),
             remaining,
         )
-        self.env["ir.cron"]._notify_progress(
-            done=len(batches), remaining=remaining if len(batches) else 0
-        )
+        self.env["ir.cron"]._notify_progress(done=len(batches), remaining=remaining)
+
+    @api.model
+    def _emboux_send_now(self, events):
+        """Send the batches of ``events`` now, whatever their backoff; a
+        batch another sender holds is left to it."""
+        self.env.flush_all()
+        for batch in dict.fromkeys(events.mapped("batch")):
+            deliver(self.env.registry, batch, lang=self.env.context.get("lang"))
+        self.env.invalidate_all()

@@ -89,6 +89,14 @@ class EmbouxMailSyncEvent(models.Model):
     state = fields.Selection(
         STATES, default="pending", required=True, index=True, readonly=True
     )
+    undoes_id = fields.Many2one(
+        "emboux.mail.sync.event",
+        string="Undoes",
+        readonly=True,
+        index="btree_not_null",
+        help="A change delivered, then taken back because a later step of its "
+        "save was refused: this one is retried until the upstream accepts it.",
+    )
     attempts = fields.Integer(readonly=True)
     next_attempt_at = fields.Datetime(readonly=True)
     last_error = fields.Text(readonly=True)
@@ -325,8 +333,9 @@ class EmbouxMailSyncEvent(models.Model):
         self.env["emboux.mail.sync.delivery"]._emboux_deliver_due()
 
     def action_retry(self):
-        """Send these pending changes now rather than at their next try."""
+        """Send these pending changes now rather than at their next try
+        (with the rest of their save, in order on their lanes)."""
         self.check_access("write")
-        self.filtered(lambda e: e.state == "pending").write({"next_attempt_at": False})
-        self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger()
+        pending = self.sudo().filtered(lambda e: e.state == "pending")
+        self.env["emboux.mail.sync.delivery"].sudo()._emboux_send_now(pending)
         return True

@@ -1,7 +1,7 @@
 """Connected mode: is an object the upstream already has our own?
 
-A create sent again (its first answer was lost, or a crash came between the
-call and the commit) meets "already exists". It is success only when the
+A create sent again (its first answer was lost, or the delivery that sent
+it could not record it) meets "already exists". It is success only when the
 object is provably the one this change asks for: a receipt of ours, or the
 same object owned by the same tenant, read with that tenant's own key.
 Anything else stays a refusal: another party's object is never adopted.
@@ -12,6 +12,7 @@ import logging
 from odoo import api, models
 
 from ..services import emboux_client as ec
+from ..services.sync_errors import TRANSIENT
 from .emboux_mail_reconcile import _all_items
 
 _logger = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ class EmbouxMailSyncMatching(models.AbstractModel):
         Receipt = self.env["emboux.mail.sync.receipt"]
         if Receipt._emboux_has(event._emboux_receipt_key()):
             return True
-        if not event.attempts:  # never sent before: someone else's object
-            return False
         p = event.payload or {}
         try:
             if event.operation == "key_create":
@@ -44,6 +43,8 @@ class EmbouxMailSyncMatching(models.AbstractModel):
                 return self._emboux_alias_matches(client, p) and self._emboux_owned(
                     p["domain_name"], p.get("partner_ref")
                 )
+        except TRANSIENT:
+            raise  # no answer: the change is tried again later
         except ec.EmbouxApiError as error:
             _logger.info("sync %s: cannot compare upstream: %s", event.name, error)
         return False
@@ -87,6 +88,8 @@ class EmbouxMailSyncMatching(models.AbstractModel):
                     d["name"] == domain_name for d in _all_items(client.list_domains)
                 ):
                     return True
+            except TRANSIENT:
+                raise
             except ec.EmbouxApiError:
                 continue
             finally:
