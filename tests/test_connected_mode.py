@@ -323,7 +323,7 @@ def test_changes_reach_upstream(servers, cluster):
 
 
 # -- fault injection -------------------------------------------------------------
-OPERATIONS = 150
+OPERATIONS = 1000
 SEED = 20261129
 CLIENT_TIMEOUT = 1  # A's read timeout upstream (emboux_mail.upstream_timeout)
 FAULT_RATE = 0.12

@@ -479,11 +479,22 @@ def test_exactly_once_across_processes(topology):
     assert creates == Counter(obj for obj, op in expected if op.endswith("_create"))
     # per object, B received its changes once each, in the outbox's order
     expected_seq, got_seq = per_object(expected), per_object(got)
-    assert {
-        obj: (expected_seq.get(obj), got_seq.get(obj))
+    mismatched = sorted(
+        obj
         for obj in expected_seq.keys() | got_seq.keys()
         if expected_seq.get(obj) != got_seq.get(obj)
-    } == {}
+    )
+    assert not mismatched, "\n".join(
+        f"{obj}:\n  B received {got_seq.get(obj)}\n  outbox "
+        + str(
+            [
+                (e["id"], e["operation"], e["state"], e["last_error"])
+                for e in events
+                if event_object(e) == obj
+            ]
+        )
+        for obj in mismatched
+    )
     # A and B hold the same
     mine, theirs = a_and_b(topology, ".topo.example")
     assert mine == theirs
@@ -497,11 +508,12 @@ def test_exactly_once_across_processes(topology):
     # kept"), while the hook then finds nothing pending and the request
     # answers success: the mailbox the user was told about is gone.
     refused = [
-        (e["operation"], event_object(e), event_object(e) in changes.promised)
+        (e["id"], e["operation"], event_object(e), e["last_error"])
+        + (event_object(e) in changes.promised,)
         for e in events
         if e["state"] == "error"
     ]
-    assert refused == [], "(operation, object, confirmed to its user)"
+    assert refused == [], "(id, operation, object, error, confirmed to its user)"
     assert changes.promised <= set(mine[1])
 
 

@@ -118,7 +118,8 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
     # -- lanes -------------------------------------------------------------------
     @api.model
     def _emboux_lanes(self, batch):
-        """The lanes of ``batch``'s pending changes, and the batch itself."""
+        """The lanes of ``batch``'s pending changes (the batch itself when
+        they have none)."""
         self.env.cr.execute(
             SQL(
                 "SELECT DISTINCT unnest(string_to_array(lanes, ' ')) "
@@ -126,7 +127,8 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 batch,
             )
         )
-        return {row[0] for row in self.env.cr.fetchall() if row[0]} | {f"batch:{batch}"}
+        lanes = {row[0] for row in self.env.cr.fetchall() if row[0]}
+        return lanes or {f"batch:{batch}"}
 
     @api.model
     def _emboux_lock_lanes(self, lanes, wait):
@@ -139,21 +141,21 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             cr.execute(SQL("SET LOCAL lock_timeout = %s", f"{int(seconds * 1000)}ms"))
         function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
         try:
-            for lane in sorted(lanes):
-                cr.execute(
-                    SQL(
-                        "SELECT %s(hashtextextended(%s, 0))::text",
-                        SQL.identifier(function),
-                        lane,
-                    )
+            # one statement, in the lanes' order (no deadlock between senders)
+            cr.execute(
+                SQL(
+                    "SELECT %s(key)::text FROM (SELECT hashtextextended(lane, 0) "
+                    "AS key FROM unnest(%s::text[]) AS lane ORDER BY lane) AS lanes",
+                    SQL.identifier(function),
+                    sorted(lanes),
                 )
-                if cr.fetchone()[0] == "false":
-                    cr.rollback()  # the locks taken so far go
-                    return False
+            )
+            taken = all(row[0] != "false" for row in cr.fetchall())
         except errors.LockNotAvailable:
-            cr.rollback()
-            return False
-        return True
+            taken = False
+        if not taken:
+            cr.rollback()  # the locks taken so far go
+        return taken
 
     # -- a batch -----------------------------------------------------------------
     @api.model
@@ -165,7 +167,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         )
         if not events:
             self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
-            return None
+            return self._emboux_closed_by_others(batch)
         fresh = min(events.mapped("create_date")) > fields.Datetime.now() - ORPHAN
         if not secrets and fresh and any(e.operation in NEEDS_SECRET for e in events):
             return None  # its request, holding the password, is about to send it
@@ -176,6 +178,15 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 return LET_EARLIER_GO
             return self._emboux_queued(batch, secrets)
         return self._emboux_send(events, secrets)
+
+    @api.model
+    def _emboux_closed_by_others(self, batch):
+        """A batch another sender took back (an earlier save it waited behind
+        was refused): its request still hears why."""
+        closed = self.env["emboux.mail.sync.event"].search(
+            [("batch", "=", batch), ("state", "in", ("error", "undone"))], limit=1
+        )
+        return EmbouxUserError(closed.last_error) if closed else None
 
     @api.model
     def _emboux_waits_behind(self, events):
@@ -267,7 +278,9 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 delivered |= event
         finally:
             client.close()
-        events.write({"upstream_token_encrypted": False})
+        events.sudo().filtered("upstream_token_encrypted").write(
+            {"upstream_token_encrypted": False}
+        )
         self.env["emboux.mail.sync.undo"]._emboux_forget(events[0].batch)
         return None
 
@@ -290,11 +303,57 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             except ec.EmbouxApiError as failure:
                 # left for the scheduled delivery, in order on its lanes
                 self._emboux_queue_inverse(event, inverse, failure)
-        self.env["emboux.mail.sync.undo"]._emboux_take_back(events[0].batch)
         message = self.env._("Taken back: %(reason)s", reason=reason)
+        # the saves waiting behind this one were made on top of it: they go
+        # first (newest first), none of them has reached the upstream
+        for later in reversed(self._emboux_waiting_behind(events)):
+            self.env["emboux.mail.sync.undo"]._emboux_take_back(later[0].batch)
+            later._emboux_close(
+                "undone",
+                self.env._(
+                    "Taken back: an earlier change of the same domain or customer "
+                    "was refused (%(reason)s)",
+                    reason=reason,
+                ),
+            )
+        self.env["emboux.mail.sync.undo"]._emboux_take_back(events[0].batch)
         (events - (refused or events.browse()))._emboux_close("undone", message)
         if refused:
             refused._emboux_close("error", reason)
+
+    @api.model
+    def _emboux_waiting_behind(self, events):
+        """The pending batches after ``events`` on their lanes, and after
+        those on theirs, oldest first (each a recordset)."""
+        Event = self.env["emboux.mail.sync.event"]
+        batches, seen = [], {events[0].batch}
+        lanes = {lane for event in events for lane in (event.lanes or "").split()}
+        while lanes:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM emboux_mail_sync_event WHERE state = 'pending' "
+                    "AND id > %s AND undoes_id IS NULL AND NOT batch = ANY(%s) "
+                    "AND string_to_array(lanes, ' ') && %s::text[] ORDER BY id",
+                    max(events.ids),
+                    list(seen),
+                    list(lanes),
+                )
+            )
+            found = Event.browse(row[0] for row in self.env.cr.fetchall())
+            new = [b for b in dict.fromkeys(found.mapped("batch")) if b not in seen]
+            if not new:
+                break
+            seen.update(new)
+            lanes = set()
+            for batch in new:
+                batch_events = Event.search(
+                    [("batch", "=", batch), ("state", "=", "pending")], order="id"
+                )
+                batches.append(batch_events)
+                lanes |= {
+                    lane for e in batch_events for lane in (e.lanes or "").split()
+                }
+        return sorted(batches, key=lambda b: b[0].id)
 
     @api.model
     def _emboux_queue_inverse(self, event, inverse, failure):

@@ -10,9 +10,10 @@ RECEIPT_TTL = timedelta(days=1)
 
 
 class EmbouxMailSyncReceipt(models.Model):
-    """Proof that this database created an object upstream, written in a
-    cursor of its own so that it survives a rollback of the request (see
-    ``_emboux_call``); read only through SQL."""
+    """Proof that this database created an object upstream, written with
+    the change marked delivered; read only through SQL. Without it (the
+    delivery could not record its answer), the object upstream is compared
+    with ours instead (``emboux.mail.sync.matching``)."""
 
     _name = "emboux.mail.sync.receipt"
     _description = "Mail hosting: object created upstream"
@@ -31,42 +32,38 @@ class EmbouxMailSyncReceipt(models.Model):
             )
         )
 
-    # a cursor of its own: a receipt outlives a rollback of the delivery
     @api.model
     def _emboux_add(self, key):
-        with self.env.registry.cursor() as cr:
-            cr.execute(
-                SQL(
-                    "INSERT INTO emboux_mail_sync_receipt (key, create_date) "
-                    "VALUES (%s, now() at time zone 'utc')",
-                    key,
-                )
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO emboux_mail_sync_receipt (key, create_date) "
+                "VALUES (%s, now() at time zone 'utc')",
+                key,
             )
+        )
 
     @api.model
     def _emboux_has(self, key):
-        with self.env.registry.cursor() as cr:
-            cr.execute(
-                SQL(
-                    "SELECT 1 FROM emboux_mail_sync_receipt "
-                    "WHERE key = %s AND create_date > %s LIMIT 1",
-                    key,
-                    fields.Datetime.now() - RECEIPT_TTL,
-                )
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM emboux_mail_sync_receipt "
+                "WHERE key = %s AND create_date > %s LIMIT 1",
+                key,
+                fields.Datetime.now() - RECEIPT_TTL,
             )
-            return bool(cr.fetchone())
+        )
+        return bool(self.env.cr.fetchone())
 
     @api.model
     def _emboux_drop(self, key):
         """Forget the receipts of an object: its own key, or its key and a
         ``:`` suffix (a key's receipt names its token) — never another
         object whose name merely starts the same (``example.com.au``)."""
-        with self.env.registry.cursor() as cr:
-            cr.execute(
-                SQL(
-                    "DELETE FROM emboux_mail_sync_receipt "
-                    "WHERE key = %s OR starts_with(key, %s)",
-                    key,
-                    key + ":",
-                )
+        self.env.cr.execute(
+            SQL(
+                "DELETE FROM emboux_mail_sync_receipt "
+                "WHERE key = %s OR starts_with(key, %s)",
+                key,
+                key + ":",
             )
+        )

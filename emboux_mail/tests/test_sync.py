@@ -416,11 +416,13 @@ class TestReconcile(ConnectedCase):
         self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("lost")
         self.make_domain("up.example")  # upstream: owned by the tenant
         self.commit()
-        self.make_domain("orphan.example")  # upstream: owned by nobody
-        self.commit()
+        # (other tenants here: a refusal also takes back what waits behind
+        # it on the same customer's lane)
+        self.make_domain("orphan.example", self.make_tenant("Orphan"))
+        self.commit()  # upstream: owned by nobody
         # upstream: another tenant's
         self.upstream.domains.append({"id": 4, "name": "theirs.example"})
-        self.make_domain("theirs.example")
+        self.make_domain("theirs.example", self.make_tenant("Theirs"))
         self.commit()
         self.Alias.create({"source": "b@up.example", "destination": "a@up.example"})
         self.commit()

@@ -178,3 +178,21 @@ class TestTakeBack(ConnectedCase):
         event = self.Event.search([("name", "=", "later.example")])
         self.assertEqual(event.state, "error")
         self.assertIn("Domain quota exceeded", event.last_error)
+
+    def test_saves_waiting_behind_a_refused_one_go_with_it(self):
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
+        domain = self.make_domain("behind.example")
+        self.commit()
+        alias = self.Alias.create(
+            {"source": "x@behind.example", "destination": "y@x.org"}
+        )
+        self.commit()  # queued behind the domain, in its lane
+        self.assertEqual(self.called(), ["create_domain"])
+        self.upstream.fail["create_domain"] = refused("Domain quota exceeded")
+        domain.action_sync_retry()
+        # the alias never went upstream, and nothing of either save stays
+        self.assertEqual(self.called(), ["create_domain", "create_domain"])
+        self.assertFalse(domain.exists() or alias.exists())
+        events = self.Event.search([("name", "like", "behind.example")], order="id")
+        self.assertEqual(events.mapped("state"), ["error", "undone"])
+        self.assertIn("an earlier change", events[1].last_error)
