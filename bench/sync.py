@@ -20,10 +20,18 @@ Ctrl-C.
 import argparse
 import secrets
 import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from _measure import fmt, mailbox_target, measure, print_failures, ratio
+from _measure import (
+    PASSWORD,
+    fmt,
+    mailbox_target,
+    measure,
+    print_failures,
+    ratio,
+)
 from _server import LOG_DIR, TIMEOUT, Bench, BenchError, create_tenant, run_main
 
 DB_A, DB_B = "emboux_bench_sync_a", "emboux_bench_sync_b"
@@ -38,6 +46,7 @@ PATHS = {
     "a": "(a) on A, sent to B",
     "b": "(b) on B directly",
 }
+SAVE = "(c) one save on A"
 
 
 # -- servers --------------------------------------------------------------------
@@ -85,6 +94,41 @@ def emails(base, token):
             if len(page) < PAGE:
                 return found
             offset += PAGE
+
+
+def one_save(base_a, domains, count):
+    """``count`` mailboxes in one save through A's ORM over JSON-RPC (an
+    import, a wizard): A sends them to B once the save is committed, before
+    it answers. Returns (seconds, the addresses)."""
+    session = requests.Session()
+
+    def rpc(service, method, *args):
+        payload = {
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {"service": service, "method": method, "args": args},
+        }
+        reply = session.post(f"{base_a}/jsonrpc", json=payload, timeout=600).json()
+        if "error" in reply:
+            raise BenchError(f"{method} on A: {reply['error']['data']['message']}")
+        return reply.get("result")
+
+    with session:
+        uid = rpc("common", "login", DB_A, "admin", "admin")
+        addresses = [f"save-{n}@{domains[n % len(domains)]}" for n in range(count)]
+        vals = [{"email": email, "password": PASSWORD} for email in addresses]
+        start = time.perf_counter()
+        rpc(
+            "object",
+            "execute_kw",
+            DB_A,
+            uid,
+            "admin",
+            "emboux.mail.mailbox",
+            "create",
+            [vals],
+        )
+        return time.perf_counter() - start, addresses
 
 
 def outbox(cluster):
@@ -159,6 +203,14 @@ def report(results, checks, count, modes):
             f"{mode:<4} {count:>5} {results[mode, 'a']['ok']:>10} "
             f"{check['A']:>5} {check['B']:>5}"
         )
+    save = checks["save"]
+    print(
+        f"\n{SAVE}: {count} mailboxes in one create over JSON-RPC (an import), "
+        f"sent to B\nbefore A answers: {save['seconds']:.2f} s, on B afterwards "
+        f"{save['B']}/{count}; against (b) seq {results['seq', 'b']['seconds']:.2f} s: "
+        f"{fmt(ratio(save['seconds'], results['seq', 'b']['seconds']), '.2f')}x "
+        f"(target <= {TARGET_RATIO}x)"
+    )
     print(f"A's outbox (emboux_mail_sync_event rows by state): {checks['outbox']}")
     print_failures(
         results, lambda key: f"{key[0]} {PATHS[key[1]]}", f"{LOG_A} or {LOG_B}"
@@ -226,6 +278,9 @@ def main():
                 f"(b) {results[mode, 'b']['seconds']:.2f} s",
                 flush=True,
             )
+        seconds, addresses = one_save(base_a, domains_a, args.requests)
+        found = len(set(addresses) & emails(base_b, master_b))
+        checks["save"] = {"seconds": seconds, "B": found}
         checks["outbox"] = outbox(bench.cluster)
         report(results, checks, args.requests, modes)
 

@@ -23,7 +23,7 @@ from ..exceptions import EmbouxUserError
 from ..services import emboux_client as ec
 from ..services.redaction import redact
 from ..services.sync_errors import TRANSIENT, local_error
-from .emboux_mail_sync_event import NEEDS_SECRET
+from .emboux_mail_sync_event import CREATES, DELETES, NEEDS_SECRET
 
 _logger = logging.getLogger(__name__)
 TRANSACTION = "emboux_mail.sync"
@@ -267,6 +267,12 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     self._emboux_take_back(ordered, delivered, error, client)
                     return error
                 except (ec.EmbouxApiError, EmbouxUserError) as error:
+                    if event.undoes_id and event.operation in CREATES:
+                        # the upstream will not bring back what was deleted
+                        # there: the deletion stands here too
+                        event._emboux_delete_here()
+                        event._emboux_close("error", str(error))
+                        continue
                     if event.undoes_id:
                         # undoing must not stop half-way: tried again later
                         ordered[index:]._emboux_postpone(error)
@@ -289,6 +295,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         """All or nothing: undo upstream what ``events`` already delivered,
         newest first, then the local change; record why on every step."""
         reason = str(error)
+        stands = events.browse()  # delivered and not undoable: they stand
         for event in reversed(delivered):
             inverse = event._emboux_inverse()
             if inverse is None:
@@ -297,6 +304,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     event.operation,
                     event.name,
                 )
+                stands |= event
                 continue
             try:
                 event._emboux_call(client, None, *inverse)
@@ -320,6 +328,9 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         (events - (refused or events.browse()))._emboux_close("undone", message)
         if refused:
             refused._emboux_close("error", reason)
+        for event in stands.filtered(lambda e: e.operation in DELETES):
+            event._emboux_delete_here()
+            event.write({"state": "done"})  # gone upstream, gone here
 
     @api.model
     def _emboux_waiting_behind(self, events):

@@ -293,6 +293,11 @@ class EmbouxMailSyncEvent(models.Model):
         self._emboux_mark_record("synced", False, 0)
         return answer
 
+    def _emboux_delete_here(self):
+        """Delete this change's record here too, without sending anything:
+        the upstream deleted it and cannot bring it back."""
+        self._emboux_record().with_context(emboux_sync_skip=True).unlink()
+
     # -- outcomes ----------------------------------------------------------------
     def _emboux_postpone(self, error):
         """No answer: these changes stay pending, with a backoff."""

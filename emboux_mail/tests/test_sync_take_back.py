@@ -196,3 +196,20 @@ class TestTakeBack(ConnectedCase):
         events = self.Event.search([("name", "like", "behind.example")], order="id")
         self.assertEqual(events.mapped("state"), ["error", "undone"])
         self.assertIn("an earlier change", events[1].last_error)
+
+    def test_a_delivered_delete_stands_when_a_later_step_is_refused(self):
+        domain = self.make_domain("stand.example")
+        mailbox = self.Mailbox.create(
+            {"email": "s@stand.example", "password": "pw-s-123456"}
+        )
+        self.commit()
+        self.upstream.calls.clear()
+        self.upstream.fail["delete_domain"] = refused("Domain is locked")
+        # one save: the mailbox's deletion is sent first and cannot be undone
+        mailbox.unlink()
+        domain.unlink()
+        self.commit_refused(EmbouxValidationError)
+        self.assertEqual(self.called(), ["delete_mailbox", "delete_domain"])
+        self.assertTrue(domain.exists())
+        self.assertFalse(mailbox.exists())
+        self.assertEqual(domain.mailbox_count, 0)
