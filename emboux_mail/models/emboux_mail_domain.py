@@ -252,7 +252,7 @@ class EmbouxMailDomain(models.Model):
             raise EmbouxUserError(
                 self.env._("Domain: a domain cannot be renamed; create a new one.")
             )
-        if "partner_id" in vals and not self.env.context.get("emboux_transfer"):
+        if "partner_id" in vals:
             new_owner = self.env["res.partner"].browse(vals.pop("partner_id"))
             for domain in self.filtered(lambda d: d.partner_id != new_owner):
                 domain._emboux_transfer_owner(new_owner)
@@ -403,7 +403,8 @@ class EmbouxMailDomain(models.Model):
             )
         old_owner = self.partner_id
         self._emboux_lock_tenants(old_owner | new_owner)
-        self.with_context(emboux_transfer=True).write({"partner_id": new_owner.id})
+        # the owner itself, past the rules of ``write`` that led here
+        super().write({"partner_id": new_owner.id})
         self._emboux_lock_tenants(old_owner | new_owner)
         self._emboux_log(
             "owner_transferred",

@@ -37,6 +37,11 @@ How a change reaches the upstream (design.md §4), and why:
   answer was lost meets "already exists": a receipt (committed in a
   cursor of its own) or a comparison with the upstream object proves it
   ours; anything else stays a refusal. "Not found" on a delete is success.
+* Context keys, only where an ORM method cannot take an argument:
+  ``emboux_sync_skip`` (what the sync itself writes: an import, taking a
+  change back), ``emboux_cascade`` (a domain's deletion deletes its
+  mailboxes and aliases upstream by itself) and ``emboux_sync_creating``
+  (a new mailbox's password goes with its creation).
 * The upstream addresses a tenant's key by its clear token, so that token
   is kept, encrypted with a key that is not in the database
   (``EMBOUX_SECRET_KEY``): a copy of the database carries no usable token.
