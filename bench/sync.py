@@ -6,7 +6,10 @@ on server A is sent to the upstream B's REST API before A answers, so each
 create costs A's own work plus a full create on B. The product aims at no
 more than 1.5 times the time of creating the same mailboxes on B directly.
 This script measures that ratio in one run on one machine, side by side,
-and checks that every mailbox A accepted is really on B. It prints numbers
+and checks that every mailbox A accepted is really on B. Two ways to create
+on A: one REST request per mailbox (A's own create plus B's in every
+request), and one save of all of them through A's ORM (an import), which A
+sends to B once committed. It prints numbers
 and ratios and asserts nothing: the absolute numbers belong to the machine.
 
     .venv/bin/python bench/sync.py [--requests 200] [--clients 4]
