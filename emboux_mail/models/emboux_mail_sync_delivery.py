@@ -69,7 +69,7 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
         time.sleep(0.02)
 
 
-def _after_commit(registry, lang, transaction, data):
+def _after_commit(registry, lang, cron, transaction, data):
     """The ``postcommit`` hook of a transaction that changed hosting
     records: send its batch now; a refusal (already taken back on both
     sides) is raised to the caller, rendered as it asked (``data``: the
@@ -77,9 +77,15 @@ def _after_commit(registry, lang, transaction, data):
     refusal = deliver(
         registry, transaction["batch"], transaction["secrets"], wait=True, lang=lang
     )
-    if refusal is not None:
-        on_refusal = data.get(ON_REFUSAL)
-        raise on_refusal(refusal) if on_refusal and request else refusal
+    if refusal is None:
+        return
+    if cron:
+        # a scheduled job's change: recorded on the outbox and the record,
+        # not a failure of the job
+        _logger.warning("upstream sync: a scheduled change was refused: %s", refusal)
+        return
+    on_refusal = data.get(ON_REFUSAL)
+    raise on_refusal(refusal) if on_refusal and request else refusal
 
 
 class EmbouxMailSyncDelivery(models.AbstractModel):
@@ -102,6 +108,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 _after_commit,
                 self.env.registry,
                 self.env.context.get("lang"),
+                bool(self.env.context.get("cron_id")),
                 transaction,
                 data,
             )

@@ -213,3 +213,12 @@ class TestTakeBack(ConnectedCase):
         self.assertTrue(domain.exists())
         self.assertFalse(mailbox.exists())
         self.assertEqual(domain.mailbox_count, 0)
+
+    def test_a_scheduled_jobs_refused_change_does_not_fail_the_job(self):
+        self.upstream.fail["create_domain"] = refused("Domain quota exceeded")
+        as_cron = self.Domain.with_context(cron_id=1)
+        domain = as_cron.create({"name": "cron.example", "partner_id": self.tenant.id})
+        self.commit()  # no exception: the refusal is on the outbox
+        self.assertFalse(domain.exists())
+        event = self.Event.search([("name", "=", "cron.example")])
+        self.assertEqual(event.state, "error")
