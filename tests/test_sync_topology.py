@@ -167,10 +167,11 @@ class Topology:
         return tenants
 
     def drain(self, timeout=300):
-        """Ask for the pending changes again until none is left: A and A2
-        both run the delivery (A2's by a direct call of the cron, the cron
-        workers of both when ``action_retry`` wakes them). The number of
-        rounds, or None when ``timeout`` was not enough."""
+        """Send the pending changes again until none is left, from both
+        servers: ``action_retry`` sends in the process serving it (A and A2
+        in turn), A2 runs the cron's method too, and the cron workers of
+        both run when the outbox triggers them. The number of rounds, or
+        None when ``timeout`` was not enough."""
         deadline = time.monotonic() + timeout
         rounds = 0
         while time.monotonic() < deadline:
@@ -298,7 +299,7 @@ def thread_changes(url, db, changes, index, phase, tenant, shared):
             changes.run(
                 "domain_toggle", toggle, rpc, shared[(index + serial) % len(shared)]
             )
-    except Exception as error:  # noqa: BLE001 - reported by the test
+    except Exception as error:  # reported by the test
         with changes.lock:
             changes.crashes.append(repr(error))
 
@@ -379,6 +380,40 @@ def per_object(pairs):
     return sequences
 
 
+# what a take-back sends upstream to undo a change (see _emboux_inverse)
+INVERSES = {
+    "domain_create": "domain_delete",
+    "mailbox_create": "mailbox_delete",
+    "alias_create": "alias_delete",
+    "key_create": "key_delete",
+    "domain_suspend": "domain_activate",
+    "domain_activate": "domain_suspend",
+    "mailbox_quota": "mailbox_quota",
+}
+
+
+def explains(requests, events):
+    """Do one object's outbox events (by id) explain the requests B got for
+    it, in order? A delivered change exactly once; a change taken back
+    nothing, its inverse alone (a call without an answer may have been
+    applied, so it is undone) or itself then its inverse; a refused one
+    nothing or itself (refused there)."""
+    if not events:
+        return not requests
+    first, rest = events[0], events[1:]
+    operation = first["operation"]
+    inverse = INVERSES.get(operation)
+    options = {
+        "done": [[operation]],
+        "undone": [[], [inverse], [operation, inverse]],
+        "error": [[], [operation]],
+    }.get(first["state"], [[]])
+    return any(
+        requests[: len(option)] == option and explains(requests[len(option) :], rest)
+        for option in options
+    )
+
+
 def a_and_b(topology, suffix):
     """What A and B hold of the domains and mailboxes named ``*suffix``."""
     rpc, api = topology.rpc, topology.api
@@ -414,6 +449,9 @@ def a_and_b(topology, suffix):
 
 
 def test_exactly_once_across_processes(topology):
+    """Two servers' workers and crons, and concurrent requests, send one
+    outbox: the advisory locks must make each change reach B once, in its
+    object's order, even when B fails half of the time for a while."""
     rpc = topology.rpc
     first_event = topology.last_event_id()
     delivered_before = deliveries(topology.a), deliveries(topology.a2)
@@ -470,43 +508,58 @@ def test_exactly_once_across_processes(topology):
     assert changes.accepted["domain_toggle"] > 0
     assert changes.accepted["mailbox_create"] > 0
     assert states["pending"] == 0
-    # every create reached B exactly once (a 502 never reached B)
+    by_object = defaultdict(list)
+    for event in events:
+        by_object[event_object(event)].append(event)
+    # every create B received, it received once (a 502 never reached B),
+    # and every create A delivered is among them
     creates = Counter(obj for obj, op in got if op.endswith("_create"))
     assert {obj: n for obj, n in creates.items() if n != 1} == {}
-    expected = [
-        (event_object(e), e["operation"]) for e in events if e["state"] == "done"
-    ]
-    assert creates == Counter(obj for obj, op in expected if op.endswith("_create"))
-    # per object, B received its changes once each, in the outbox's order
-    expected_seq, got_seq = per_object(expected), per_object(got)
+    delivered = {
+        event_object(e)
+        for e in events
+        if e["state"] == "done" and e["operation"].endswith("_create")
+    }
+    assert delivered <= set(creates)
+    # per object, B received each delivered change once, in the outbox's
+    # order (by id).
+    # PRODUCT BUG (a), see the report: the delivery cursor marks the record
+    # synced (UPDATE emboux_mail_domain SET sync_state...) after the
+    # upstream call; when another transaction updated that row meanwhile,
+    # its COMMIT fails (SerializationFailure in _after_commit -> deliver ->
+    # cursor __exit__), the "done" mark is rolled back and the change is
+    # sent again: B receives e.g. a suspend twice. Fails in about half the
+    # runs.
+    got_seq = per_object(got)
     mismatched = sorted(
         obj
-        for obj in expected_seq.keys() | got_seq.keys()
-        if expected_seq.get(obj) != got_seq.get(obj)
+        for obj in by_object.keys() | got_seq.keys()
+        if not explains(got_seq.get(obj, []), by_object.get(obj, []))
     )
     assert not mismatched, "\n".join(
         f"{obj}:\n  B received {got_seq.get(obj)}\n  outbox "
         + str(
             [
                 (e["id"], e["operation"], e["state"], e["last_error"])
-                for e in events
-                if event_object(e) == obj
+                for e in by_object.get(obj, [])
             ]
         )
         for obj in mismatched
     )
-    # A and B hold the same
+    # A and B hold the same, and what A told a thread it created is there
     mine, theirs = a_and_b(topology, ".topo.example")
     assert mine == theirs
+    assert changes.promised <= set(mine[1])
     # nothing was refused upstream: the refusals the threads saw were A's
-    # own, taken back before anything was sent ("undone"), and what A told
-    # a thread it created is there.
-    # PRODUCT BUG (emboux_mail_sync_delivery.py, found by this test): a cron
-    # run that sees a mailbox's create pending between its request's COMMIT
-    # and its postcommit hook locking the batch sends it without the
-    # password and takes it back ("The password of this change was not
-    # kept"), while the hook then finds nothing pending and the request
-    # answers success: the mailbox the user was told about is gone.
+    # own, taken back before anything was sent ("undone").
+    # PRODUCT BUG (b), see the report: when a request's postcommit hook
+    # takes back a mailbox create ("a password cannot wait"), the undo
+    # journal locks the domain (_emboux_lock_domains) and can meet a
+    # SerializationFailure: the take-back is rolled back, the user gets
+    # "could not serialize access", the create stays pending without its
+    # password and is later refused "The password of this change was not
+    # kept" (state error), its mailbox deleted. Fails in about a third of
+    # the runs.
     refused = [
         (e["id"], e["operation"], event_object(e), e["last_error"])
         + (event_object(e) in changes.promised,)
@@ -514,7 +567,6 @@ def test_exactly_once_across_processes(topology):
         if e["state"] == "error"
     ]
     assert refused == [], "(id, operation, object, error, confirmed to its user)"
-    assert changes.promised <= set(mine[1])
 
 
 # -- a hung upstream ---------------------------------------------------------------
@@ -562,6 +614,9 @@ TIMEOUT = 3  # seconds: emboux_mail.upstream_timeout in the hung-upstream test
 
 
 def test_hung_upstream_blocks_only_its_lanes(topology):
+    """A lane held by a save stuck on the upstream must hold back that
+    lane's later saves for at most the upstream timeout, never lose them,
+    and never hold back another tenant's."""
     rpc = topology.rpc
     first_event = topology.last_event_id()
     done = []  # (name, time.monotonic(), error), in the order saves returned
@@ -571,7 +626,7 @@ def test_hung_upstream_blocks_only_its_lanes(topology):
         error = None
         try:
             OdooRpc(server.url, server.db).call(model, "write", [record], values)
-        except Exception as failure:  # noqa: BLE001 - asserted below
+        except Exception as failure:  # asserted below
             error = repr(failure)
         with lock:
             done.append((name, time.monotonic(), error))
@@ -624,7 +679,7 @@ def test_hung_upstream_blocks_only_its_lanes(topology):
         proxy.release()
         rounds = topology.drain()
         held = list(proxy.held)
-        got = per_object(received(proxy.forwarded))
+        arrived = received(proxy.forwarded)
     topology.connect(topology.b.url)
     order = [name for name, _at, _error in done]
     returned = {name: at - hold_began for name, at, _error in done}
@@ -643,7 +698,8 @@ def test_hung_upstream_blocks_only_its_lanes(topology):
     assert order.index("other tenant") < order.index("same lane")
     # the same lane's save waited at most about the upstream timeout
     assert returned["same lane"] < 3 * TIMEOUT
-    # nothing lost: while held, both changes of the hung lane wait
+    # nothing lost: while held, both changes of the hung lane wait (the
+    # second cannot pass the first: they share the domain's lane)
     states = {
         (event_object(e), e["payload"].get("quota_mb")): e["state"]
         for e in held_events
@@ -654,18 +710,20 @@ def test_hung_upstream_blocks_only_its_lanes(topology):
         ("x@free.hang.example", 222): "done",
         ("y@held.hang.example", 333): "pending",
     }
-    # and once the upstream answers, both arrive, once each
+    # and once the upstream answers, both arrive, once each, in lane order
     assert rounds is not None, "the outbox did not drain"
-    assert got["x@held.hang.example"] == ["mailbox_create", "mailbox_quota"]
-    assert got["y@held.hang.example"] == ["mailbox_create", "mailbox_quota"]
-    quotas = {
-        m["email"]: m["quota_mb"]
-        for m in topology.api.ok("GET", "/users/")
-        if m["email"].endswith(".hang.example")
-    }
-    assert quotas == {
-        "x@held.hang.example": 111,
-        "y@held.hang.example": 333,
-        "x@free.hang.example": 222,
-        "y@free.hang.example": quotas["y@free.hang.example"],
-    }
+    quota_changes = [obj for obj, op in arrived if op == "mailbox_quota"]
+    assert quota_changes == [
+        "x@free.hang.example",
+        "x@held.hang.example",
+        "y@held.hang.example",
+    ]
+    quotas = {m["email"]: m["quota_mb"] for m in topology.api.ok("GET", "/users/")}
+    assert [quotas[email] for email in quota_changes] == [222, 111, 333]
+    # PRODUCT BUG (c), see the report: while the first change waits for
+    # its backoff (a minute), the change queued behind it is retried in a
+    # loop: _emboux_queued sets its next_attempt_at to now and triggers the
+    # cron, whose next run finds it due, still behind, and queues it again
+    # (each run logs "upstream sync: 1 batches tried, 0 changes pending").
+    # Without the loop, no run has anything to try in these seconds.
+    assert spins <= 5, f"{spins} delivery runs in {2 * TIMEOUT}s of backoff"
