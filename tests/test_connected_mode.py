@@ -315,8 +315,13 @@ def test_changes_reach_upstream(servers, cluster):
     rpc.call("emboux.mail.api.key", "unlink", keys)
     for token in tokens:
         assert b("GET", f"/api-keys/{token}/usage").status_code == 404
-    # nothing of it waits or failed in A's outbox
-    assert not rpc.call("emboux.mail.sync.event", "search", [("state", "!=", "done")])
+    # nothing of it waits in A's outbox; the two refused saves stay visible
+    # there, refused, and nothing else was taken back
+    states = Counter(
+        e["state"]
+        for e in rpc.call("emboux.mail.sync.event", "search_read", [], fields=["state"])
+    )
+    assert (states["pending"], states["error"], states["undone"]) == (0, 2, 0), states
     # B's access log showed the keys' paths, masked
     assert "/api-keys/emb_…" in b_server.output()
     assert_tokens_secret(cluster, tokens, a_server, b_server)
