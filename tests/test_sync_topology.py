@@ -523,13 +523,8 @@ def test_exactly_once_across_processes(topology):
     assert delivered <= set(creates)
     # per object, B received each delivered change once, in the outbox's
     # order (by id).
-    # PRODUCT BUG (a), see the report: the delivery cursor marks the record
-    # synced (UPDATE emboux_mail_domain SET sync_state...) after the
-    # upstream call; when another transaction updated that row meanwhile,
-    # its COMMIT fails (SerializationFailure in _after_commit -> deliver ->
-    # cursor __exit__), the "done" mark is rolled back and the change is
-    # sent again: B receives e.g. a suspend twice. Fails in about half the
-    # runs.
+    # (a save of the same record while its change is delivered must not
+    # make the delivery record nothing, and send the change again)
     got_seq = per_object(got)
     mismatched = sorted(
         obj
@@ -552,14 +547,8 @@ def test_exactly_once_across_processes(topology):
     assert changes.promised <= set(mine[1])
     # nothing was refused upstream: the refusals the threads saw were A's
     # own, taken back before anything was sent ("undone").
-    # PRODUCT BUG (b), see the report: when a request's postcommit hook
-    # takes back a mailbox create ("a password cannot wait"), the undo
-    # journal locks the domain (_emboux_lock_domains) and can meet a
-    # SerializationFailure: the take-back is rolled back, the user gets
-    # "could not serialize access", the create stays pending without its
-    # password and is later refused "The password of this change was not
-    # kept" (state error), its mailbox deleted. Fails in about a third of
-    # the runs.
+    # (a take-back that meets a concurrent save is retried, never left half
+    # done with a mailbox create pending without its password)
     refused = [
         (e["id"], e["operation"], event_object(e), e["last_error"])
         + (event_object(e) in changes.promised,)
@@ -720,10 +709,6 @@ def test_hung_upstream_blocks_only_its_lanes(topology):
     ]
     quotas = {m["email"]: m["quota_mb"] for m in topology.api.ok("GET", "/users/")}
     assert [quotas[email] for email in quota_changes] == [222, 111, 333]
-    # PRODUCT BUG (c), see the report: while the first change waits for
-    # its backoff (a minute), the change queued behind it is retried in a
-    # loop: _emboux_queued sets its next_attempt_at to now and triggers the
-    # cron, whose next run finds it due, still behind, and queues it again
-    # (each run logs "upstream sync: 1 batches tried, 0 changes pending").
-    # Without the loop, no run has anything to try in these seconds.
+    # a change queued behind one in backoff waits for it: the scheduler has
+    # nothing to try in these seconds (it is not retried in a loop)
     assert spins <= 5, f"{spins} delivery runs in {2 * TIMEOUT}s of backoff"

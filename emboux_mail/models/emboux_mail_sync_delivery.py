@@ -31,8 +31,12 @@ ON_REFUSAL = "emboux_mail.sync_on_refusal"
 BATCHES_PER_RUN = 20
 # a batch its request has not sent after this long is the scheduler's
 ORPHAN = timedelta(minutes=1)
+# a batch queued behind another is looked at again no sooner than this
+QUEUED_DELAY = timedelta(seconds=10)
 # an earlier batch of the same lanes, never tried yet, goes first
 LET_EARLIER_GO = object()
+LOCAL_TRIES = 6
+CONCURRENCY = (errors.SerializationFailure, errors.DeadlockDetected)
 
 
 def deliver(registry, batch, secrets=None, wait=False, lang=None):
@@ -48,6 +52,7 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
     made it: with ``wait``, this one lets it go first (up to the timeout)."""
     deadline = None
     while True:
+        here = []  # the local side of a take-back, done once the outbox is
         with registry.cursor() as lock_cr:
             env = api.Environment(lock_cr, SUPERUSER_ID, {"lang": lang})
             delivery = env["emboux.mail.sync.delivery"]
@@ -55,18 +60,40 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
                 timeout = env["emboux.mail.sync.mixin"]._emboux_sync_timeout()[1]
                 deadline = time.monotonic() + timeout
             lanes = delivery._emboux_lanes(batch)
-            if not delivery._emboux_lock_lanes(lanes, wait):
+            if delivery._emboux_lock_lanes(lanes, wait):
+                with registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
+                    outcome = env["emboux.mail.sync.delivery"]._emboux_deliver_locked(
+                        batch, secrets or {}, wait and time.monotonic() < deadline, here
+                    )
+            else:
                 # busy: a request's own batch waits no longer; else the
                 # sender holding the lanes, or the next run, sends it
-                return delivery._emboux_queued(batch, secrets) if wait else None
-            with registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
-                outcome = env["emboux.mail.sync.delivery"]._emboux_deliver_locked(
-                    batch, secrets or {}, wait and time.monotonic() < deadline
+                outcome = (
+                    delivery._emboux_queued(batch, secrets, here) if wait else None
                 )
+        _do_here(registry, lang, here)
         if outcome is not LET_EARLIER_GO:
             return outcome
         time.sleep(0.02)
+
+
+def _do_here(registry, lang, here):
+    """The local side of a take-back, in cursors of their own (a fresh
+    snapshot each time): the outbox already says what was undone upstream,
+    so this is retried when it meets a concurrent save of the same rows."""
+    for attempt in range(LOCAL_TRIES):
+        if not here:
+            return
+        try:
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {"lang": lang})
+                env["emboux.mail.sync.delivery"]._emboux_do_here(here)
+            return
+        except CONCURRENCY as error:
+            _logger.info("upstream sync: taking back here, try %s: %s", attempt, error)
+            time.sleep(0.05 * 2**attempt)
+    _logger.error("upstream sync: could not take back here: %s", here)
 
 
 def _after_commit(registry, lang, cron, transaction, data):
@@ -166,7 +193,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     # -- a batch -----------------------------------------------------------------
     @api.model
-    def _emboux_deliver_locked(self, batch, secrets, may_wait=False):
+    def _emboux_deliver_locked(self, batch, secrets, may_wait, here):
         """``deliver`` once the lanes are held: this cursor sees every
         batch their previous holders committed."""
         events = self.env["emboux.mail.sync.event"].search(
@@ -183,8 +210,10 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             left = earlier.filtered(lambda e: e.attempts or e.next_attempt_at)
             if may_wait and not left:
                 return LET_EARLIER_GO
-            return self._emboux_queued(batch, secrets)
-        return self._emboux_send(events, secrets)
+            # no sooner than the earliest of them may go again
+            after = min(left.mapped("next_attempt_at"), default=None)
+            return self._emboux_queued(batch, secrets, here, after)
+        return self._emboux_send(events, secrets, here)
 
     @api.model
     def _emboux_closed_by_others(self, batch):
@@ -216,7 +245,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         return Event.browse(row[0] for row in self.env.cr.fetchall())
 
     @api.model
-    def _emboux_queued(self, batch, secrets):
+    def _emboux_queued(self, batch, secrets, here, after=None):
         """The batch cannot go now: the scheduled delivery sends it later,
         unless it carries a password, which cannot wait (never stored)."""
         events = self.env["emboux.mail.sync.event"].search(
@@ -229,15 +258,16 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     "API; a password cannot wait with them: try again later."
                 )
             )
-            self._emboux_take_back(events, events.browse(), error)
+            self._emboux_take_back(events, events.browse(), error, here)
             return error
         # left to the scheduled delivery (no request is about to send it)
-        events.write({"next_attempt_at": fields.Datetime.now()})
-        self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger()
+        when = max(after or fields.Datetime.now(), fields.Datetime.now() + QUEUED_DELAY)
+        events.write({"next_attempt_at": when})
+        self.env.ref("emboux_mail.ir_cron_emboux_mail_sync")._trigger(when)
         return None
 
     @api.model
-    def _emboux_send(self, events, secrets):
+    def _emboux_send(self, events, secrets, here):
         """Send ``events`` in order; see the module docstring of the mixin
         for what a refusal and no answer do."""
         ordered = events._emboux_in_order()
@@ -271,13 +301,13 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                             error=redact(str(error)),
                         )
                     )
-                    self._emboux_take_back(ordered, delivered, error, client)
+                    self._emboux_take_back(ordered, delivered, error, here, client)
                     return error
                 except (ec.EmbouxApiError, EmbouxUserError) as error:
                     if event.undoes_id and event.operation in CREATES:
                         # the upstream will not bring back what was deleted
                         # there: the deletion stands here too
-                        event._emboux_delete_here()
+                        here.append(("delete", event.res_model, event.res_id))
                         event._emboux_close("error", str(error))
                         continue
                     if event.undoes_id:
@@ -286,7 +316,9 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                         return None
                     if isinstance(error, ec.EmbouxApiError):
                         error = local_error(self.env, error)
-                    self._emboux_take_back(ordered, delivered, error, client, event)
+                    self._emboux_take_back(
+                        ordered, delivered, error, here, client, event
+                    )
                     return error
                 delivered |= event
         finally:
@@ -298,9 +330,12 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         return None
 
     @api.model
-    def _emboux_take_back(self, events, delivered, error, client=None, refused=None):
+    def _emboux_take_back(
+        self, events, delivered, error, here, client=None, refused=None
+    ):
         """All or nothing: undo upstream what ``events`` already delivered,
-        newest first, then the local change; record why on every step."""
+        newest first, and record why on every step; the local change is
+        undone next, from its journal (``here``, see ``_do_here``)."""
         reason = str(error)
         stands = events.browse()  # delivered and not undoable: they stand
         for event in reversed(delivered):
@@ -322,7 +357,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         # the saves waiting behind this one were made on top of it: they go
         # first (newest first), none of them has reached the upstream
         for later in reversed(self._emboux_waiting_behind(events)):
-            self.env["emboux.mail.sync.undo"]._emboux_take_back(later[0].batch)
+            here.append(("take_back", later[0].batch))
             later._emboux_close(
                 "undone",
                 self.env._(
@@ -331,13 +366,26 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     reason=reason,
                 ),
             )
-        self.env["emboux.mail.sync.undo"]._emboux_take_back(events[0].batch)
+        here.append(("take_back", events[0].batch))
         (events - (refused or events.browse()))._emboux_close("undone", message)
         if refused:
             refused._emboux_close("error", reason)
         for event in stands.filtered(lambda e: e.operation in DELETES):
-            event._emboux_delete_here()
+            here.append(("delete", event.res_model, event.res_id))
             event.write({"state": "done"})  # gone upstream, gone here
+
+    @api.model
+    def _emboux_do_here(self, here):
+        """Undo the journaled local changes, delete again what stands
+        deleted upstream, in the order ``here`` lists them."""
+        Undo = self.env["emboux.mail.sync.undo"]
+        for kind, *args in here:
+            if kind == "take_back":
+                Undo._emboux_take_back(*args)
+            else:
+                model, res_id = args
+                record = self.env[model].sudo().browse(res_id).exists()
+                record.with_context(emboux_sync_skip=True).unlink()
 
     @api.model
     def _emboux_waiting_behind(self, events):
@@ -433,6 +481,6 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         """Send the batches of ``events`` now, whatever their backoff; a
         batch another sender holds is left to it."""
         self.env.flush_all()
-        for batch in dict.fromkeys(events.mapped("batch")):
+        for batch in dict.fromkeys(events.sorted("id").mapped("batch")):
             deliver(self.env.registry, batch, lang=self.env.context.get("lang"))
         self.env.invalidate_all()

@@ -4,6 +4,8 @@ makes and the call that undoes it (see ``emboux_mail_sync_mixin``)."""
 import logging
 from datetime import timedelta
 
+from psycopg2 import errors
+
 from odoo import api, fields, models
 
 from ..services import emboux_client as ec
@@ -11,6 +13,7 @@ from ..services import hashing
 from ..services.redaction import redact
 
 _logger = logging.getLogger(__name__)
+CONCURRENCY = (errors.SerializationFailure, errors.LockNotAvailable)
 
 OPERATIONS = [
     ("domain_create", "Create domain"),
@@ -293,11 +296,6 @@ class EmbouxMailSyncEvent(models.Model):
         self._emboux_mark_record("synced", False, 0)
         return answer
 
-    def _emboux_delete_here(self):
-        """Delete this change's record here too, without sending anything:
-        the upstream deleted it and cannot bring it back."""
-        self._emboux_record().with_context(emboux_sync_skip=True).unlink()
-
     # -- outcomes ----------------------------------------------------------------
     def _emboux_postpone(self, error):
         """No answer: these changes stay pending, with a backoff."""
@@ -326,11 +324,19 @@ class EmbouxMailSyncEvent(models.Model):
             event._emboux_mark_record("error", message, event.attempts)
 
     def _emboux_mark_record(self, state, message, attempts):
+        """Show the outcome on the record. The outbox is what counts: when
+        a save of the same record runs meanwhile, the record keeps its
+        state rather than undo a delivery (the next change sets it)."""
         record = self._emboux_record()
-        if record and "sync_state" in record._fields:
-            record.with_context(tracking_disable=True).write(
-                {"sync_state": state, "sync_error": message, "sync_attempts": attempts}
-            )
+        if not record or "sync_state" not in record._fields:
+            return
+        vals = {"sync_state": state, "sync_error": message, "sync_attempts": attempts}
+        try:
+            with self.env.cr.savepoint():
+                record.with_context(tracking_disable=True).write(vals)
+                record.flush_recordset()
+        except CONCURRENCY:
+            _logger.info("sync %s: its record is being saved, state left", self.name)
 
     # -- actions -----------------------------------------------------------------
     @api.model
