@@ -117,8 +117,15 @@ def test_domains_create_list_delete(api):
     ]
     assert page.total == 2
     items, total = alpha.list_domains(limit=1, offset=1)
-    # the list adds each domain's state; a customer's waits for its proof
-    state = {"verified": False, "suspended": False, "suspension_reason": None}
+    # the list adds each domain's state (a customer's waits for its proof)
+    # and its place under a parent
+    state = {
+        "verified": False,
+        "suspended": False,
+        "suspension_reason": None,
+        "parent_domain": None,
+        "is_wildcard": False,
+    }
     assert (items, total) == ([{**first, **state}], 2)
     assert [d["name"] for d in beta.list_domains().items] == [
         "master.client-beta.example"
