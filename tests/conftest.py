@@ -7,7 +7,6 @@ started it); each server gets a database of its own, dropped afterwards.
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import dns_zones
 import pytest
 from dns_server import KnotServer
+from server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "setup"))
@@ -26,7 +26,7 @@ from emboux_setup.postgres import Cluster  # noqa: E402
 BANNER_RE = re.compile(r"EmBoux Mail is running at (http://\S+)/odoo")
 
 
-class RunningServer:
+class RunningServer(ServerProcess):
     """One ``./setup/run`` process and what its banner printed."""
 
     def __init__(self, db, env=None, startup_timeout=600, args=()):
@@ -55,20 +55,6 @@ class RunningServer:
             time.sleep(0.5)
         self.stop()
         raise AssertionError(f"./setup/run did not start:\n{self.output()[-3000:]}")
-
-    def output(self):
-        return self.log_path.read_text()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
 
 
 @pytest.fixture(scope="session")

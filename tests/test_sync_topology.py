@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from emboux_setup.cli import free_port, wait_http
 from emboux_setup.paths import LOG_DIR, REPO, venv_bin
 from fault_proxy import FaultProxy, _read_request
 from rpc import OdooRpc, RpcError
+from server_process import ServerProcess
 
 THREADS = 4
 ROUNDS = 6  # per thread and per phase: a domain, a mailbox, a quota, a toggle
@@ -47,7 +47,7 @@ def odoo_source():
     return Path(found.stdout.strip())
 
 
-class SameDatabaseServer:
+class SameDatabaseServer(ServerProcess):
     """odoo-bin itself (threaded, with its own cron threads) on the database
     of a running server: ``./setup/run`` would create or upgrade that
     database, and rewrites ``var/odoo.conf`` that other runs read."""
@@ -84,19 +84,6 @@ class SameDatabaseServer:
         if not wait_http(f"{self.url}/web/login", self.process, timeout=300):
             self.stop()
             raise AssertionError(f"{name} did not start:\n{self.output()[-3000:]}")
-
-    def output(self):
-        return self.log_path.read_text()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 class Topology:
