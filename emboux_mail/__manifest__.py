@@ -36,6 +36,7 @@
         "wizards/emboux_mail_domain_transfer_views.xml",
         "wizards/emboux_mail_mailbox_password_views.xml",
         "wizards/emboux_mail_api_key_create_views.xml",
+        "wizards/emboux_mail_tenant_rename_views.xml",
         "views/emboux_mail_menus.xml",
         "views/emboux_mail_sync_event_views.xml",
         "views/emboux_mail_reconcile_views.xml",

@@ -112,12 +112,53 @@ class ResPartner(models.Model):
                 raise EmbouxValidationError(
                     self.env._(
                         "Tenant Reference: the upstream EmBoux API knows "
-                        "%(customer)s as %(value)r, and a tenant cannot be renamed "
-                        "there; keep this reference.",
+                        "%(customer)s as %(value)r: use Rename Tenant Reference, "
+                        "which renames it there too.",
                         customer=partner.display_name,
                         value=partner.emboux_partner_ref,
                     )
                 )
+
+    def action_emboux_rename_ref(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emboux_mail.emboux_mail_tenant_rename_action"
+        )
+        action["context"] = {"active_id": self.id}
+        return action
+
+    def _emboux_rename_ref(self, ref):
+        """Rename this tenant here and upstream, where a reference cannot
+        change: each of its keys is deleted and created again with the new
+        reference (same token), then its domains are given to it. One save:
+        a refusal takes all of it back."""
+        self.ensure_one()
+        self._emboux_check_partner_ref_free(ref, self)
+        keys = (
+            self.env["emboux.mail.api.key"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("partner_id", "=", self.id)])
+            .filtered("upstream_token_encrypted")
+        )
+        for key in keys:
+            key._emboux_sync_key("key_delete", mark=False)
+        old = self.emboux_partner_ref
+        if self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled():
+            self.env["emboux.mail.sync.undo"]._emboux_journal(
+                "write", self, {"emboux_partner_ref": ref}
+            )
+        # past the rule of ``write`` that keeps a reference the upstream knows
+        super().write({"emboux_partner_ref": ref})
+        for key in keys:
+            key._emboux_sync_key("key_create")
+        for domain in (
+            self.env["emboux.mail.domain"].sudo().search([("partner_id", "=", self.id)])
+        ):
+            domain._emboux_sync_enqueue(
+                "domain_owner",
+                {"name": domain.name, "partner_ref": ref, "previous_ref": old},
+            )
 
     @api.model
     def _emboux_check_partner_ref_free(self, ref, partners=None):

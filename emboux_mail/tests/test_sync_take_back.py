@@ -222,3 +222,46 @@ class TestTakeBack(ConnectedCase):
         self.assertFalse(domain.exists())
         event = self.Event.search([("name", "=", "cron.example")])
         self.assertEqual(event.state, "error")
+
+    def test_a_tenant_is_renamed_here_and_upstream(self):
+        key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
+        domain = self.make_domain("renamed.example")
+        self.commit()
+        old = self.tenant.emboux_partner_ref
+        with self.assertRaises(EmbouxValidationError):
+            self.tenant.emboux_partner_ref = "acme_new"
+        self.upstream.calls.clear()
+        wizard = self.env["emboux.mail.tenant.rename"].create(
+            {"partner_id": self.tenant.id, "new_ref": "acme_new"}
+        )
+        wizard.action_rename()
+        self.commit()
+        self.assertEqual(
+            self.upstream.calls,
+            [
+                ("delete_api_key", (token,)),
+                ("create_api_key", (token, "acme_new")),
+                ("set_owner", ("renamed.example", "acme_new")),
+            ],
+        )
+        self.assertEqual(self.tenant.emboux_partner_ref, "acme_new")
+        # refused at its last step: the old name everywhere again
+        self.upstream.calls.clear()
+        self.upstream.fail["set_owner"] = lambda name, ref: (
+            refused("Not allowed") if ref == "acme_back" else None
+        )
+        self.tenant._emboux_rename_ref("acme_back")
+        self.commit_refused(EmbouxValidationError)
+        self.assertEqual(self.tenant.emboux_partner_ref, "acme_new")
+        self.assertEqual(
+            [name for name, _args in self.upstream.calls],
+            [
+                "delete_api_key",
+                "create_api_key",
+                "set_owner",
+                "delete_api_key",
+                "create_api_key",
+            ],
+        )
+        self.assertEqual(self.upstream.calls[-1][1], (token, "acme_new"))
+        self.assertTrue(old and domain.exists() and key.exists())
