@@ -35,13 +35,17 @@ class EmbouxMailSyncMatching(models.AbstractModel):
                     usage.get("partner_ref") == p["partner_ref"]
                 )
             if event.operation == "domain_create":
-                return self._emboux_owned(p["name"], p.get("partner_ref"))
+                return self._emboux_owned(p["name"], self._emboux_refs(event))
             if event.operation == "mailbox_create":
                 # inside a domain of the same tenant: its new password is set
-                return self._emboux_owned(p["domain_name"], p.get("partner_ref"))
+                return self._emboux_owned(p["domain_name"], self._emboux_refs(event))
             if event.operation == "alias_create":
-                return self._emboux_alias_matches(client, p) and self._emboux_owned(
-                    p["domain_name"], p.get("partner_ref")
+                if not self._emboux_alias_matches(client, p):
+                    return False
+                # sent before by this very change (its answer lost), or in a
+                # domain of the same tenant
+                return bool(event.attempts) or self._emboux_owned(
+                    p["domain_name"], self._emboux_refs(event)
                 )
         except TRANSIENT:
             raise  # no answer: the change is tried again later
@@ -67,16 +71,27 @@ class EmbouxMailSyncMatching(models.AbstractModel):
         }
 
     @api.model
-    def _emboux_owned(self, domain_name, partner_ref):
-        """Does the tenant ``partner_ref`` own ``domain_name`` upstream? Asked
-        with each of the tenant's own keys (an orphan cannot be proven ours)."""
-        if not partner_ref:
+    def _emboux_refs(self, event):
+        """The tenants that may own the change's domain upstream: the one
+        it was queued for, and the one owning it here now (a transfer may
+        have been sent meanwhile)."""
+        p = event.payload or {}
+        name = p.get("domain_name") or p.get("name")
+        domain = self.env["emboux.mail.domain"].sudo().search([("name", "=", name)])
+        return {p.get("partner_ref"), domain.partner_ref} - {None, False}
+
+    @api.model
+    def _emboux_owned(self, domain_name, partner_refs):
+        """Does one of the tenants ``partner_refs`` own ``domain_name``
+        upstream? Asked with each of their own keys (an orphan cannot be
+        proven ours)."""
+        if not partner_refs:
             return False
         keys = (
             self.env["emboux.mail.api.key"]
             .sudo()
             .with_context(active_test=False)
-            .search([("partner_id.emboux_partner_ref", "=", partner_ref)])
+            .search([("partner_id.emboux_partner_ref", "in", list(partner_refs))])
             .filtered("upstream_token_encrypted")
         )
         mixin = self.env["emboux.mail.sync.mixin"]
