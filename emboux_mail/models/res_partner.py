@@ -148,8 +148,7 @@ class ResPartner(models.Model):
             self.env["emboux.mail.sync.undo"]._emboux_journal(
                 "write", self, {"emboux_partner_ref": ref}
             )
-        # past the rule of ``write`` that keeps a reference the upstream knows
-        super().write({"emboux_partner_ref": ref})
+        self._emboux_write_ref(ref)
         for key in keys:
             key._emboux_sync_key("key_create")
         for domain in (
@@ -159,6 +158,11 @@ class ResPartner(models.Model):
                 "domain_owner",
                 {"name": domain.name, "partner_ref": ref, "previous_ref": old},
             )
+
+    def _emboux_write_ref(self, ref):
+        """Past the rule of ``write`` that keeps a reference the upstream
+        knows: only ``_emboux_rename_ref`` renames it there too."""
+        return super().write({"emboux_partner_ref": ref})
 
     @api.model
     def _emboux_check_partner_ref_free(self, ref, partners=None):
