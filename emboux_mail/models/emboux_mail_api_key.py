@@ -225,10 +225,9 @@ class EmbouxMailApiKey(models.Model):
         encrypted = False
         if self.partner_id and not self.is_master and self._emboux_sync_configured():
             encrypted = self._emboux_encrypt(token)
-        if encrypted:
-            self.env["emboux.mail.sync.undo"]._emboux_journal(
-                "write", self, columns=["token_hash", "token_index"]
-            )
+        self.env["emboux.mail.sync.undo"]._emboux_journal(
+            "write", self, columns=["token_hash", "token_index"]
+        )
         self.env.cr.execute(
             SQL(
                 "UPDATE %s SET token_hash = %s, token_index = %s WHERE id = %s",

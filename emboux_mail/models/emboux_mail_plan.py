@@ -63,8 +63,7 @@ class EmbouxMailPlan(models.Model):
     ]
 
     def write(self, vals):
-        if self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled():
-            self.env["emboux.mail.sync.undo"]._emboux_journal("write", self, vals)
+        self.env["emboux.mail.sync.undo"]._emboux_journal("write", self, vals)
         result = super().write(vals)
         if {"domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox"} & set(
             vals

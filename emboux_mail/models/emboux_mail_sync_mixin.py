@@ -34,9 +34,10 @@ How a change reaches the upstream (design.md §4), and why:
 * Exactly once: a batch is sent only by whoever holds its lanes and sees
   it pending in a snapshot taken after locking them, and it is marked
   delivered before the locks are released. A create sent again after an
-  answer was lost meets "already exists": a receipt (committed in a
-  cursor of its own) or a comparison with the upstream object proves it
-  ours; anything else stays a refusal. "Not found" on a delete is success.
+  answer was lost meets "already exists": a receipt (written with the
+  delivery) or a comparison with the upstream object proves it ours
+  (``emboux.mail.sync.matching``); anything else stays a refusal. "Not
+  found" on a delete is success.
 * Context keys, only where an ORM method cannot take an argument:
   ``emboux_sync_skip`` (what the sync itself writes: an import, taking a
   change back), ``emboux_cascade`` (a domain's deletion deletes its
@@ -167,18 +168,16 @@ class EmbouxMailSyncMixin(models.AbstractModel):
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
-        if records._emboux_sync_journaled():
-            self.env["emboux.mail.sync.undo"]._emboux_journal("create", records)
+        self.env["emboux.mail.sync.undo"]._emboux_journal("create", records)
         return records
 
     def write(self, vals):
-        if self and not self._emboux_sync_only(vals) and self._emboux_sync_journaled():
+        if not self._emboux_sync_only(vals):
             self.env["emboux.mail.sync.undo"]._emboux_journal("write", self, vals)
         return super().write(vals)
 
     def unlink(self):
-        if self and self._emboux_sync_journaled():
-            self.env["emboux.mail.sync.undo"]._emboux_journal("unlink", self)
+        self.env["emboux.mail.sync.undo"]._emboux_journal("unlink", self)
         return super().unlink()
 
     # -- the outbox ------------------------------------------------------------------

@@ -33,7 +33,13 @@ class EmbouxMailSyncUndo(models.Model):
     def _emboux_journal(self, kind, records, vals=None, columns=None):
         """Remember how to undo ``kind`` on ``records``: for a write, the
         stored columns in ``vals`` (or ``columns``, for a change made in
-        SQL) as they are now; for a delete, the whole rows."""
+        SQL) as they are now; for a delete, the whole rows. Only in
+        connected mode, and not for what the sync itself writes."""
+        if (
+            not records
+            or not self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled()
+        ):
+            return
         rows = dict.fromkeys(records.ids)
         if kind == "write":
             columns = columns or [

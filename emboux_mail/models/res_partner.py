@@ -72,7 +72,7 @@ class ResPartner(models.Model):
         if "emboux_partner_ref" in vals:
             self._emboux_check_ref_not_upstream(vals["emboux_partner_ref"])
         hosting = {"emboux_plan_id", "emboux_partner_ref"} & set(vals)
-        if hosting and self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled():
+        if hosting:
             self.env["emboux.mail.sync.undo"]._emboux_journal(
                 "write", self, {name: vals[name] for name in hosting}
             )
@@ -144,10 +144,9 @@ class ResPartner(models.Model):
         for key in keys:
             key._emboux_sync_key("key_delete", mark=False)
         old = self.emboux_partner_ref
-        if self.env["emboux.mail.sync.mixin"]._emboux_sync_journaled():
-            self.env["emboux.mail.sync.undo"]._emboux_journal(
-                "write", self, {"emboux_partner_ref": ref}
-            )
+        self.env["emboux.mail.sync.undo"]._emboux_journal(
+            "write", self, {"emboux_partner_ref": ref}
+        )
         self._emboux_write_ref(ref)
         for key in keys:
             key._emboux_sync_key("key_create")
