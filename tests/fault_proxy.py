@@ -139,7 +139,13 @@ class FaultProxy:
         if request is None:
             client.close()
             return
-        fault = self._choose(request[0])
+        self._answer(client, *request)
+
+    def _answer(self, client, head, body):
+        """Answer one request with the fault drawn for it (``ok``: what the
+        target answered)."""
+        request = head, body
+        fault = self._choose(head)
         if fault == "502":
             client.sendall(
                 b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
