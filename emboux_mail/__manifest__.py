@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting",
     "summary": "Your customers' mail domains, mailboxes and aliases, "
     "optionally synced with an EmBoux API",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",
@@ -12,7 +12,7 @@
     "development_status": "Alpha",
     "application": True,
     "installable": True,
-    "depends": ["mail", "portal"],
+    "depends": ["mail", "portal", "account"],
     "external_dependencies": {
         "python": [
             "requests",
@@ -37,6 +37,8 @@
         "wizards/emboux_mail_mailbox_password_views.xml",
         "wizards/emboux_mail_api_key_create_views.xml",
         "wizards/emboux_mail_tenant_rename_views.xml",
+        "wizards/emboux_mail_billing_wizard_views.xml",
+        "views/emboux_mail_billing_views.xml",
         "views/emboux_mail_menus.xml",
         "views/emboux_mail_sync_event_views.xml",
         "views/emboux_mail_reconcile_views.xml",
@@ -46,6 +48,8 @@
         "data/ir_cron_data.xml",
         "data/ir_cron_sync_data.xml",
         "data/ir_cron_reconcile_data.xml",
+        "data/ir_cron_billing_data.xml",
+        "data/mail_template_data.xml",
     ],
     "demo": [
         "demo/emboux_mail_demo.xml",

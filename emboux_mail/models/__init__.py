@@ -7,6 +7,10 @@ from . import emboux_mail_sync_matching
 from . import emboux_mail_sync_delivery
 from . import emboux_mail_security_log
 from . import emboux_mail_plan
+from . import emboux_mail_subscription
+from . import account_move
+from . import emboux_mail_grace
+from . import emboux_mail_grace_step
 from . import res_partner
 from . import emboux_mail_api_key
 from . import emboux_mail_domain

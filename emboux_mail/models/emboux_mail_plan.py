@@ -1,4 +1,8 @@
+from dateutil.relativedelta import relativedelta
+
 from odoo import api, fields, models
+
+PERIODS = {"month": relativedelta(months=1), "year": relativedelta(years=1)}
 
 DEFAULTS = {
     "domains_allowed": 0,
@@ -45,6 +49,23 @@ class EmbouxMailPlan(models.Model):
         help="The largest storage quota a customer may give one of its "
         "mailboxes; only operators may go beyond it or make it unlimited.",
     )
+    product_id = fields.Many2one(
+        "product.product",
+        string="Product",
+        domain=[("type", "=", "service")],
+        help="The service product invoiced for the plan, with its price. A "
+        "plan without product is not sold (a free plan, for example).",
+    )
+    list_price = fields.Float(
+        related="product_id.lst_price", string="Price", readonly=True
+    )
+    currency_id = fields.Many2one(related="product_id.currency_id")
+    billing_period = fields.Selection(
+        [("month", "Monthly"), ("year", "Yearly")],
+        required=True,
+        default="month",
+        help="How long one paid invoice of the plan lasts.",
+    )
     partner_ids = fields.One2many("res.partner", "emboux_plan_id", string="Customers")
     partner_count = fields.Integer(compute="_compute_partner_count")
 
@@ -80,6 +101,16 @@ class EmbouxMailPlan(models.Model):
     def _compute_partner_count(self):
         for plan in self:
             plan.partner_count = len(plan.partner_ids)
+
+    def _emboux_period_end(self, start):
+        """The day after one billing period of the plan started on ``start``."""
+        self.ensure_one()
+        return start + PERIODS[self.billing_period]
+
+    def _emboux_monthly_price(self):
+        """The price per month, to compare plans billed over other periods."""
+        self.ensure_one()
+        return self.list_price / (12 if self.billing_period == "year" else 1)
 
     @api.model
     def _default_quotas(self):

@@ -45,6 +45,34 @@ class ResConfigSettings(models.TransientModel):
         default=10240,
         help="For customers without plan: the largest quota they may set.",
     )
+    emboux_fallback_plan_id = fields.Many2one(
+        "emboux.mail.plan",
+        string="Plan When Unpaid",
+        config_parameter="emboux_mail.fallback_plan_id",
+        help="The plan of a subscribed customer whose paid period ended "
+        "(after the tolerance), for example a free plan with one domain. "
+        "Empty: the default quotas above.",
+    )
+    emboux_invoice_lead_days = fields.Integer(
+        string="Invoice Days Ahead",
+        config_parameter="emboux_mail.invoice_lead_days",
+        default=7,
+        help="The next period's invoice is issued this many days before the "
+        "paid period ends.",
+    )
+    emboux_payment_tolerance_days = fields.Integer(
+        string="Payment Tolerance (days)",
+        config_parameter="emboux_mail.payment_tolerance_days",
+        default=3,
+        help="Days after the paid period during which the plan still applies.",
+    )
+    emboux_grace_days = fields.Integer(
+        string="Grace Period (days)",
+        config_parameter="emboux_mail.grace_days",
+        default=30,
+        help="Days a customer over its plan's domain quota has before its "
+        "surplus domains are suspended (reminders on day 7, 15 and 22).",
+    )
     emboux_password_min_length = fields.Integer(
         string="Minimum Password Length",
         config_parameter="emboux_mail.password_min_length",

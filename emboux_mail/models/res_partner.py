@@ -36,6 +36,17 @@ class ResPartner(models.Model):
     emboux_api_key_ids = fields.One2many(
         "emboux.mail.api.key", "partner_id", string="Mail Hosting API Keys"
     )
+    emboux_subscription_ids = fields.One2many(
+        "emboux.mail.subscription", "partner_id", string="Mail Hosting Subscriptions"
+    )
+    emboux_subscription_id = fields.Many2one(
+        "emboux.mail.subscription",
+        string="Mail Hosting Subscription",
+        compute="_compute_emboux_subscription_id",
+    )
+    emboux_grace_ids = fields.One2many(
+        "emboux.mail.grace", "partner_id", string="Mail Hosting Grace Periods"
+    )
 
     _sql_constraints = [
         (
@@ -52,6 +63,11 @@ class ResPartner(models.Model):
         counts = {partner.id: count for partner, count in groups}
         for partner in self:
             partner.emboux_mailbox_count = counts.get(partner.id, 0)
+
+    @api.depends("emboux_subscription_ids")
+    def _compute_emboux_subscription_id(self):
+        for partner in self:
+            partner.emboux_subscription_id = partner.emboux_subscription_ids[:1]
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -224,6 +240,12 @@ class ResPartner(models.Model):
             }
         source = self.emboux_plan_id or self.env["emboux.mail.plan"]._default_quotas()
         return {name: source[name] for name in quota_fields}
+
+    def _emboux_domain_surplus(self):
+        """How many domains the customer holds beyond its plan's quota."""
+        self.ensure_one()
+        allowed = self._emboux_limits()["domains_allowed"]
+        return self.emboux_domain_count - allowed if allowed else 0
 
     def _emboux_max_quota_mb(self):
         """The largest mailbox a customer may set itself: its plan's, else

@@ -11,3 +11,4 @@ from . import test_secrets
 from . import test_tenant_safety
 from . import test_portal_safety
 from . import test_sync_take_back
+from . import test_billing

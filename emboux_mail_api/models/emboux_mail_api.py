@@ -142,14 +142,16 @@ class EmbouxMailApi(models.AbstractModel):
         Partner = self.env["res.partner"].with_context(active_test=False)
         tenant = Partner.search([("emboux_partner_ref", "=", partner_ref)], limit=1)
         if not tenant and create:
-            tenant = Partner.create(
+            # as superuser: defaults of other modules (Invoicing's invoice
+            # report) read models the API's own user has no access to
+            tenant = Partner.sudo().create(
                 {
                     "name": partner_ref,
                     "is_company": True,
                     "emboux_partner_ref": partner_ref,
                 }
             )
-        return tenant
+        return tenant.sudo(False)
 
     @api.model
     def _api_page(self, model, caller, domain, limit, offset):
