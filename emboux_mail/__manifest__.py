@@ -54,6 +54,7 @@
     "demo": [
         "demo/emboux_mail_demo.xml",
         "demo/emboux_mail_portal_demo.xml",
+        "demo/emboux_mail_billing_demo.xml",
     ],
     "assets": {
         "web.assets_frontend": [

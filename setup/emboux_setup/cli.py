@@ -35,11 +35,14 @@ TEST_PACKAGES = {
 }
 
 
+# what Odoo itself needs to print invoices as PDF
+RUN_PACKAGES = {"wkhtmltopdf": "wkhtmltopdf"}
+
+
 def bootstrap(for_tests=False):
     """Find Odoo, fill the venv, start the cluster. Idempotent."""
     odoo_src = find_odoo()
-    if for_tests:
-        debian.ensure_packages(TEST_PACKAGES)
+    debian.ensure_packages({**RUN_PACKAGES, **(TEST_PACKAGES if for_tests else {})})
     python = ensure_venv(odoo_src)
     cluster = Cluster().start()
     return Odoo(odoo_src, python, cluster)

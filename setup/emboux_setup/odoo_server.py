@@ -5,7 +5,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from .paths import ADDONS, LOG_DIR, REPO, VAR, SetupError
+from .paths import ADDONS, EXTRA_MODULES, LOG_DIR, REPO, VAR, SetupError
 
 
 class Odoo:
@@ -75,7 +75,8 @@ class Odoo:
                 f"(a minute or two; log: {LOG_DIR / (db + '-init.log')}) ...",
                 flush=True,
             )
-            args = ["-d", db, "-i", modules, "--stop-after-init"]
+            args = ["-d", db, "-i", ",".join((*ADDONS, *EXTRA_MODULES))]
+            args.append("--stop-after-init")
             if not demo:
                 args.append("--without-demo=all")
             self.run_logged(args, f"{db}-init.log", f"creating the database {db}")
@@ -83,7 +84,8 @@ class Odoo:
             return
         else:
             print(f"Upgrading {modules} in {db} ...", flush=True)
-            args = ["-d", db, "-u", modules, "--stop-after-init"]
+            args = ["-d", db, "-u", modules, "-i", ",".join(EXTRA_MODULES)]
+            args.append("--stop-after-init")
             self.run_logged(args, f"{db}-upgrade.log", f"upgrading {db}")
         digest_file.write_text(digest)
 

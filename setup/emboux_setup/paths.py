@@ -7,6 +7,9 @@ VENV = REPO / ".venv"
 VAR = REPO / "var"
 LOG_DIR = VAR / "log"
 ADDONS = ("emboux_mail", "emboux_mail_api")
+# installed beside them: Odoo's demo payment provider, so that a customer can
+# pay a plan invoice from the portal in the demo and in the tests
+EXTRA_MODULES = ("payment_demo",)
 
 
 class SetupError(Exception):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from .paths import ADDONS, LOG_DIR, REPO, venv_bin
+from .paths import ADDONS, EXTRA_MODULES, LOG_DIR, REPO, venv_bin
 
 TEST_DB = "emboux_test"
 SUMMARY_RE = re.compile(
@@ -75,7 +75,7 @@ def odoo_tests(odoo, tally, port):
         "-d",
         TEST_DB,
         "-i",
-        ",".join(ADDONS),
+        ",".join((*ADDONS, *EXTRA_MODULES)),
         "--without-demo=all",
         "--test-enable",
         f"--test-tags={tags}",

@@ -1,0 +1,91 @@
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tests import tagged
+
+from .test_portal import EmbouxPortalCase
+
+
+@tagged("post_install", "-at_install")
+class TestBillingPortal(EmbouxPortalCase):
+    """A customer whose surplus domains billing suspended sees its plan and
+    usage, chooses a bigger plan, pays its invoice with the demo payment
+    provider, and its domains are active again."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Plan = cls.env["emboux.mail.plan"]
+        Product = cls.env["product.product"]
+        cls.starter = Plan.create(
+            {
+                "name": "Starter",
+                "domains_allowed": 2,
+                "mailboxes_per_domain": 3,
+                "product_id": Product.create(
+                    {"name": "Starter hosting", "type": "service", "list_price": 10}
+                ).id,
+            }
+        )
+        cls.business = Plan.create(
+            {
+                "name": "Business",
+                "domains_allowed": 10,
+                "mailboxes_per_domain": 3,
+                "product_id": Product.create(
+                    {"name": "Business hosting", "type": "service", "list_price": 40}
+                ).id,
+            }
+        )
+        cls.acme.email = "billing@acme.test"
+        cls.extra = cls.Domain.browse()
+        for name in ("two.acme.test", "three.acme.test", "four.acme.test"):
+            cls.extra |= cls.Domain.create({"name": name, "partner_id": cls.acme.id})
+        cls.subscription = cls.env["emboux.mail.subscription"].create(
+            {"partner_id": cls.acme.id, "plan_id": cls.starter.id}
+        )
+        cls.subscription.action_issue_invoice()
+        invoice = cls.subscription.invoice_ids
+        cls.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids
+        ).create({})._create_payments()
+        # Starter paid, four domains held: a grace period opened; thirty-one
+        # days later the two newest are suspended
+        cls.grace = cls.acme.emboux_grace_ids
+        cls.grace.date_start = fields.Date.today() - timedelta(days=31)
+        cls.grace._emboux_advance(fields.Date.today())
+
+    def test_choose_a_bigger_plan_and_pay(self):
+        demo = self.env["ir.module.module"]._get("payment_demo")
+        if demo.state != "installed":
+            self.skipTest("needs payment_demo (./setup/test installs it)")
+        suspended = self.extra[1:]
+        self.assertEqual(self.grace.suspended_domain_ids, suspended)
+        self.assertTrue(all(suspended.mapped("suspended")))
+        self.start_tour(
+            "/my/email/plan", "emboux_mail_billing_tour", login=self.acme_user.login
+        )
+        upgrade = self.subscription.invoice_ids.filtered(
+            lambda m: m.emboux_kind == "upgrade"
+        )
+        self.assertEqual(upgrade.emboux_plan_id, self.business)
+        self.assertIn(upgrade.payment_state, ("paid", "in_payment"))
+        self.assertEqual(self.acme.emboux_plan_id, self.business)
+        self.assertFalse(any(suspended.mapped("suspended")))
+        self.assertEqual(self.grace.state, "closed")
+
+    def test_plan_page_is_the_tenants_own(self):
+        self.login(self.globex_user)
+        page = self.get("/my/email/plan")
+        self.assertEqual(page.status_code, 200)
+        self.assertNotIn("four.acme.test", page.text)
+        self.assertNotIn("o_emboux_grace", page.text)
+        # an unknown or unsold plan is refused, with nothing invoiced
+        for plan_id in ("0", "abc", str(self.plan.id)):
+            answer = self.post("/my/email/plan/choose", {"plan_id": plan_id})
+            self.assertEqual(answer.status_code, 404)
+            self.assertIn("This plan is not on sale.", answer.text)
+        self.assertFalse(self.globex.emboux_subscription_id)
+        self.authenticate(None, None)
+        anonymous = self.get("/my/email/plan")
+        self.assertIn("/web/login", anonymous.headers.get("Location", ""))
