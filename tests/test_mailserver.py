@@ -166,6 +166,84 @@ def test_suspension_refuses_mail_and_login_and_keeps_data(stack, tenant):
     assert sorted(after) == sorted([*before, "after activation"])
 
 
+def test_billing_suspension_refuses_mail_until_paid(stack, master, demo_server):
+    """A customer on an unpaid subscription falls back to the one-domain
+    plan of the demo; when its grace period ends (set to 0 days here) its
+    newer domain is suspended for billing and refused at RCPT. Paying the
+    invoice re-activates it, and mail is accepted again."""
+    rpc = OdooRpc(demo_server.url, demo_server.db)
+    token = "emb_bill_" + secrets.token_urlsafe(16)
+    master.ok("POST", "/api-keys/", {"token": token, "partner_ref": "bill_tenant"}, 201)
+    billed = Api(demo_server.url, token)
+    for name in ("kept.example", "billed.example"):
+        master.ok(
+            "POST", "/domains/", {"name": name, "partner_ref": "bill_tenant"}, 201
+        )
+    user = "owner@billed.example"
+    body = {
+        "domain_name": "billed.example",
+        "email": user,
+        "password": password_of(user),
+    }
+    billed.ok("POST", "/users/", body, 201)
+    assert send(stack, user, "before billing") is None
+    wait_for(stack, user, password_of(user), "before billing")
+
+    def ids(model, domain):
+        return rpc.call(model, "search", domain)
+
+    partner = ids("res.partner", [("emboux_partner_ref", "=", "bill_tenant")])
+    starter = ids("emboux.mail.plan", [("name", "=", "Starter")])
+    subscription = rpc.call(
+        "emboux.mail.subscription",
+        "create",
+        {"partner_id": partner[0], "plan_id": starter[0]},
+    )
+    check = rpc.call(
+        "ir.model.data",
+        "check_object_reference",
+        "emboux_mail",
+        "ir_cron_emboux_mail_billing_check",
+    )[1]
+    rpc.call("ir.config_parameter", "set_param", "emboux_mail.grace_days", "0")
+    try:
+        rpc.call("ir.cron", "method_direct_trigger", [check])
+    finally:
+        rpc.call("ir.config_parameter", "set_param", "emboux_mail.grace_days", "30")
+    domains = rpc.call(
+        "emboux.mail.domain",
+        "search_read",
+        [("partner_id", "=", partner[0])],
+        ["name", "suspended", "suspension_reason"],
+        order="name",
+    )
+    assert [(d["name"], d["suspended"], d["suspension_reason"]) for d in domains] == [
+        ("billed.example", True, "billing"),
+        ("kept.example", False, False),
+    ]
+    code, text = send(stack, user, "while billed")
+    assert (code, b"Domain suspended" in text) == (554, True)
+
+    rpc.call("emboux.mail.subscription", "action_issue_invoice", [subscription])
+    invoice = ids("account.move", [("emboux_subscription_id", "=", subscription)])
+    context = {"active_model": "account.move", "active_ids": invoice}
+    wizard = rpc.call("account.payment.register", "create", {}, context=context)
+    rpc.call(
+        "account.payment.register", "action_create_payments", [wizard], context=context
+    )
+    paid = rpc.call("account.move", "read", invoice, ["payment_state"])
+    assert paid[0]["payment_state"] in ("paid", "in_payment")
+    still_suspended = rpc.call(
+        "emboux.mail.domain",
+        "search_count",
+        [("suspended", "=", True), ("partner_id", "=", partner[0])],
+    )
+    assert still_suspended == 0
+    assert send(stack, user, "after payment") is None
+    after = wait_for(stack, user, password_of(user), "after payment")
+    assert sorted(after) == ["after payment", "before billing"]
+
+
 def test_unverified_domain_is_refused_until_proven(
     stack, tenant, demo_server, dns_server
 ):

@@ -296,6 +296,45 @@ class TestSync(ConnectedCase):
         self.assertEqual(own.mailboxes_per_domain, 1)
         self.assertEqual(key.sync_state, "synced")
 
+    def test_billing_suspension_and_reactivation_go_upstream(self):
+        domains = self.Domain.browse()
+        for name in ("a.billing.example", "b.billing.example", "c.billing.example"):
+            domains |= self.make_domain(name)
+        self.commit()
+        small = self.env["emboux.mail.plan"].create(
+            {"name": "Small", "domains_allowed": 1}
+        )
+        self.tenant.emboux_plan_id = small
+        Grace = self.env["emboux.mail.grace"]
+        Grace._emboux_run(self.tenant)
+        grace = self.tenant.emboux_grace_ids
+        grace.date_start = fields.Date.today() - timedelta(days=30)
+        grace._emboux_advance(fields.Date.today())
+        self.commit()
+        suspended = [call for call in self.upstream.calls if call[0] == "suspend"]
+        self.assertEqual(
+            suspended,
+            [
+                ("suspend", ("c.billing.example", "billing")),
+                ("suspend", ("b.billing.example", "billing")),
+            ],
+        )
+        self.assertEqual(
+            set(grace.suspended_domain_ids.mapped("sync_state")), {"synced"}
+        )
+        self.tenant.emboux_plan_id = self.plan
+        Grace._emboux_run(self.tenant)
+        self.commit()
+        self.assertEqual(
+            sorted(call for call in self.upstream.calls if call[0] == "activate"),
+            [
+                ("activate", ("b.billing.example",)),
+                ("activate", ("c.billing.example",)),
+            ],
+        )
+        self.assertEqual(grace.state, "closed")
+        self.assertFalse(any(domains.mapped("suspended")))
+
 
 class FakeListingUpstream(FakeUpstream):
     """A fake upstream that also answers the lists the reconcile reads;
