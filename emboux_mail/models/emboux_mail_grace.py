@@ -124,8 +124,9 @@ class EmbouxMailGrace(models.Model):
                 self.env["res.partner"].sudo().search([("emboux_domain_count", ">", 0)])
             )
         today = fields.Date.context_today(self)
+        by_partner = {grace.partner_id: grace for grace in active}
         for partner in partners.sudo() | active.partner_id:
-            grace = active.filtered(lambda g, p=partner: g.partner_id == p)
+            grace = by_partner.get(partner, Grace)
             over = partner._emboux_domain_surplus() > 0
             if over and not grace:
                 Grace._emboux_open(partner, today)
@@ -294,14 +295,6 @@ class EmbouxMailGrace(models.Model):
             template.sudo().send_mail(self.id)
 
     # -- operator actions ------------------------------------------------------
-    def action_extend(self):
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "emboux_mail.emboux_mail_grace_extend_action"
-        )
-        action["context"] = {"active_id": self.id}
-        return action
-
     def _emboux_extend(self, days):
         self.ensure_one()
         if self.state != "open" or days <= 0:

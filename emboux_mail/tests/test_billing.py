@@ -288,3 +288,32 @@ class TestBillingRules(BillingCase):
         self.assertEqual(domains[-1].suspension_reason, "operator")
         self.assertTrue(domains[-1].suspended)
         self.assertEqual(domains[0].suspension_reason, "operator")
+
+    def test_backend_change_plan_and_renewal_of_the_next_plan(self):
+        self._start_paid_business(date(2027, 1, 1))
+        with freeze_time(date(2027, 1, 12)):
+            wizard = (
+                self.env["emboux.mail.subscription.change"]
+                .with_context(active_id=self.subscription.id)
+                .create({"plan_id": self.starter.id})
+            )
+            action = wizard.action_change()
+        invoice = self.env["account.move"].browse(action["res_id"])
+        self.assertEqual(
+            (invoice.emboux_plan_id, invoice.emboux_kind, invoice.emboux_period_start),
+            (self.starter, "renewal", date(2027, 2, 1)),
+        )
+        self.assertEqual(self.subscription.plan_id, self.starter)
+        # an unpaid invoice is there: no second one is issued meanwhile
+        self._days(date(2027, 1, 25), 3, runs_per_day=1)
+        self.assertEqual(self.subscription._emboux_open_invoices(), invoice)
+        with freeze_time(date(2027, 1, 26)):
+            self._pay(invoice)
+        # the next renewal bills the new plan, from the end of the paid one
+        self._days(date(2027, 2, 22), 1, runs_per_day=1)
+        renewal = self.subscription._emboux_open_invoices()
+        self.assertEqual(
+            (renewal.emboux_plan_id, renewal.emboux_period_start),
+            (self.starter, date(2027, 3, 1)),
+        )
+        self.assertEqual(self.customer.emboux_plan_id, self.starter)

@@ -15,28 +15,8 @@ class TestBillingPortal(EmbouxPortalCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        Plan = cls.env["emboux.mail.plan"]
-        Product = cls.env["product.product"]
-        cls.starter = Plan.create(
-            {
-                "name": "Starter",
-                "domains_allowed": 2,
-                "mailboxes_per_domain": 3,
-                "product_id": Product.create(
-                    {"name": "Starter hosting", "type": "service", "list_price": 10}
-                ).id,
-            }
-        )
-        cls.business = Plan.create(
-            {
-                "name": "Business",
-                "domains_allowed": 10,
-                "mailboxes_per_domain": 3,
-                "product_id": Product.create(
-                    {"name": "Business hosting", "type": "service", "list_price": 40}
-                ).id,
-            }
-        )
+        cls.starter = cls.make_plan("Starter", 2, 10)
+        cls.business = cls.make_plan("Business", 10, 40)
         cls.acme.email = "billing@acme.test"
         cls.extra = cls.Domain.browse()
         for name in ("two.acme.test", "three.acme.test", "four.acme.test"):
@@ -54,6 +34,20 @@ class TestBillingPortal(EmbouxPortalCase):
         cls.grace = cls.acme.emboux_grace_ids
         cls.grace.date_start = fields.Date.today() - timedelta(days=31)
         cls.grace._emboux_advance(fields.Date.today())
+
+    @classmethod
+    def make_plan(cls, name, domains, price):
+        product = cls.env["product.product"].create(
+            {"name": f"{name} hosting", "type": "service", "list_price": price}
+        )
+        return cls.env["emboux.mail.plan"].create(
+            {
+                "name": name,
+                "domains_allowed": domains,
+                "mailboxes_per_domain": 3,
+                "product_id": product.id,
+            }
+        )
 
     def test_choose_a_bigger_plan_and_pay(self):
         demo = self.env["ir.module.module"]._get("payment_demo")
