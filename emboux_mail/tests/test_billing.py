@@ -2,13 +2,16 @@ from datetime import date, timedelta
 
 from freezegun import freeze_time
 
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, tagged
 
 from .common import EmbouxHostingSetup
 
 
+@tagged("post_install", "-at_install")
 class BillingCase(EmbouxHostingSetup, TransactionCase):
-    """Plans sold as products, a customer with five domains on Business."""
+    """Plans sold as products, a customer with five domains on Business
+    (after installation: invoices need the chart of accounts Invoicing
+    loads once every module is installed)."""
 
     @classmethod
     def setUpClass(cls):
@@ -102,6 +105,7 @@ class BillingCase(EmbouxHostingSetup, TransactionCase):
         return domains
 
 
+@tagged("post_install", "-at_install")
 class TestBillingLifecycle(BillingCase):
     def test_downgrade_grace_suspension_and_upgrade(self):
         domains = self._start_paid_business(date(2027, 1, 1))
@@ -209,6 +213,7 @@ class TestBillingLifecycle(BillingCase):
         self.assertEqual(domains[0].suspension_reason, "operator")
 
 
+@tagged("post_install", "-at_install")
 class TestBillingRules(BillingCase):
     def test_credit_note_is_taken_back_by_the_daily_check(self):
         self._start_paid_business(date(2027, 1, 1))
