@@ -39,6 +39,7 @@
         "wizards/emboux_mail_tenant_rename_views.xml",
         "wizards/emboux_mail_billing_wizard_views.xml",
         "views/emboux_mail_billing_views.xml",
+        "views/account_move_views.xml",
         "views/emboux_mail_menus.xml",
         "views/emboux_mail_sync_event_views.xml",
         "views/emboux_mail_reconcile_views.xml",

@@ -80,6 +80,11 @@ class EmbouxMailPortal(CustomerPortal):
         # tenant of its own is not part of its parent's hosting
         return [("partner_id", "=", self._emboux_tenant().id)]
 
+    def _emboux_running_grace(self):
+        """The tenant's grace period, while it runs (for the page's banner)."""
+        graces = self._emboux_tenant().sudo().emboux_grace_ids
+        return graces.filtered(lambda g: g.state in ("open", "suspended"))[:1]
+
     def _emboux_key_scope(self):
         return [*self._emboux_scope(), ("is_master", "=", False)]
 
@@ -219,6 +224,7 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_dns_badges=DNS_STATE_BADGES,
             emboux_done=None,
             emboux_form=form or {},
+            emboux_grace=self._emboux_running_grace(),
         )
         return self._emboux_render("emboux_mail.portal_my_email_domains", values, error)
 
@@ -384,6 +390,10 @@ class EmbouxMailPortal(CustomerPortal):
             "mailbox_deleted": env._("The mailbox was deleted."),
             "alias_deleted": env._("The alias was deleted."),
             "key_revoked": env._("The API key was revoked."),
+            "plan_kept": env._(
+                "You keep the plan you have paid for: the change you had "
+                "chosen is cancelled."
+            ),
         }
         return messages.get(done)
 

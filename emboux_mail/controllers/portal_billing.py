@@ -43,10 +43,10 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
     @http.route(
         "/my/email/plan", type="http", auth="user", methods=["GET"], website=True
     )
-    def portal_my_email_plan(self, **kw):
-        return self._emboux_render_plan()
+    def portal_my_email_plan(self, done=None, **kw):
+        return self._emboux_render_plan(done=self._emboux_done(done, None))
 
-    def _emboux_render_plan(self, error=None):
+    def _emboux_render_plan(self, error=None, done=None):
         tenant = self._emboux_tenant().sudo()
         subscription = tenant.emboux_subscription_id
         plans = (
@@ -59,9 +59,6 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
                 ]
             )
         )
-        grace = tenant.emboux_grace_ids.filtered(
-            lambda g: g.state in ("open", "suspended")
-        )[:1]
         values = self._prepare_portal_layout_values()
         values.update(
             page_name="emboux_plan",
@@ -70,11 +67,11 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
             emboux_subscription=subscription,
             emboux_usage=self._emboux_usage(tenant, tenant._emboux_limits()),
             emboux_plans=plans,
-            emboux_grace=grace,
+            emboux_grace=self._emboux_running_grace(),
             emboux_invoices=subscription.invoice_ids.filtered(
                 lambda m: m.state == "posted"
             ).sorted("id", reverse=True),
-            emboux_done=None,
+            emboux_done=done,
         )
         return self._emboux_render("emboux_mail.portal_my_email_plan", values, error)
 
@@ -120,9 +117,11 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
                         "user_id": tenant.user_id.id,
                     }
                 )
-            return subscription.action_emboux_choose_plan(plan)
+            return subscription._emboux_choose_plan(plan)
 
         invoice, error = self._emboux_attempt(choose)
         if error:
             return self._emboux_render_plan(error=error)
+        if not invoice:  # back to the plan paid for: nothing to pay
+            return request.redirect("/my/email/plan?done=plan_kept")
         return request.redirect(invoice.get_portal_url())

@@ -288,35 +288,32 @@ class EmbouxMailSubscription(models.Model):
                 max(subscription.paid_until or today, today),
             )
 
-    def action_emboux_choose_plan(self, plan):
+    def _emboux_choose_plan(self, plan):
         """A customer or an operator picks ``plan``: an upgrade is invoiced
         now and applies when paid; a downgrade is invoiced for the period
-        after the paid one, where it applies. Returns the new invoice."""
+        after the paid one, where it applies; the paid plan again drops a
+        pending downgrade. Returns the new invoice, if any."""
         self.ensure_one()
-        if plan == self.plan_id and self.state == "paid":
+        current, state = self._emboux_plan_on(fields.Date.context_today(self))
+        paid = state == "paid"
+        if paid and plan == current == self.plan_id:
             raise EmbouxUserError(
                 self.env._("%(plan)s is already the plan.", plan=plan.name)
             )
         self._emboux_cancel_open_invoices()
-        current = self.effective_plan_id
-        today = fields.Date.context_today(self)
-        downgrade = (
-            self.state == "paid"
-            and current
-            and plan._emboux_monthly_price() < current._emboux_monthly_price()
-        )
-        if downgrade:
+        invoice = self.env["account.move"]
+        if paid and plan == current:
             self.plan_id = plan
-            invoice = self._emboux_issue_invoice(
-                plan, "renewal", max(self.paid_until, today)
-            )
+        elif paid and plan._emboux_monthly_price() < current._emboux_monthly_price():
+            self.plan_id = plan
+            invoice = self._emboux_issue_invoice(plan, "renewal", self.paid_until)
         else:
             invoice = self._emboux_issue_invoice(plan, "upgrade")
         self.message_post(
             body=self.env._(
-                "%(plan)s chosen: invoice %(invoice)s issued.",
+                "%(plan)s chosen: %(invoice)s.",
                 plan=plan.name,
-                invoice=invoice.name,
+                invoice=invoice.name or self.env._("no invoice"),
             )
         )
         return invoice

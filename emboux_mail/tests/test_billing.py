@@ -4,6 +4,7 @@ from freezegun import freeze_time
 
 from odoo.tests import TransactionCase, tagged
 
+from ..exceptions import EmbouxUserError
 from .common import EmbouxHostingSetup
 
 
@@ -112,7 +113,7 @@ class TestBillingLifecycle(BillingCase):
         operator_suspended, newest_three = domains[0], domains[2:]
 
         with freeze_time(date(2027, 1, 10)):
-            downgrade = self.subscription.action_emboux_choose_plan(self.starter)
+            downgrade = self.subscription._emboux_choose_plan(self.starter)
         # the cheaper plan is invoiced for the period after the paid one
         self.assertEqual(downgrade.emboux_plan_id, self.starter)
         self.assertEqual(downgrade.emboux_period_start, date(2027, 2, 1))
@@ -166,7 +167,7 @@ class TestBillingLifecycle(BillingCase):
 
         # an upgrade, once paid, re-activates exactly those three
         with freeze_time(date(2027, 3, 5)):
-            upgrade = self.subscription.action_emboux_choose_plan(self.business)
+            upgrade = self.subscription._emboux_choose_plan(self.business)
             self.assertEqual(upgrade.emboux_kind, "upgrade")
             self.assertTrue(newest_three[0].suspended)
             self._pay(upgrade)
@@ -322,3 +323,14 @@ class TestBillingRules(BillingCase):
             (self.starter, date(2027, 3, 1)),
         )
         self.assertEqual(self.customer.emboux_plan_id, self.starter)
+
+    def test_choosing_the_paid_plan_again_drops_the_downgrade(self):
+        self._start_paid_business(date(2027, 1, 1))
+        with freeze_time(date(2027, 1, 12)):
+            downgrade = self.subscription._emboux_choose_plan(self.starter)
+            self.assertFalse(self.subscription._emboux_choose_plan(self.business))
+            with self.assertRaises(EmbouxUserError):
+                self.subscription._emboux_choose_plan(self.business)
+        self.assertEqual(downgrade.state, "cancel")
+        self.assertEqual(self.subscription.plan_id, self.business)
+        self.assertFalse(self.subscription._emboux_open_invoices())

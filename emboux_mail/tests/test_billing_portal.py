@@ -83,3 +83,11 @@ class TestBillingPortal(EmbouxPortalCase):
         self.authenticate(None, None)
         anonymous = self.get("/my/email/plan")
         self.assertIn("/web/login", anonymous.headers.get("Location", ""))
+
+    def test_domain_list_shows_the_grace_period(self):
+        self.login(self.acme_user)
+        alert = self.texts(self.get("/my/email"), "o_emboux_grace")
+        self.assertEqual(len(alert), 1)
+        self.assertIn("four.acme.test", alert[0])
+        self.assertIn("three.acme.test", alert[0])
+        self.assertNotIn("two.acme.test", alert[0])

@@ -18,7 +18,9 @@ class EmbouxMailSubscriptionChange(models.TransientModel):
     )
 
     def action_change(self):
-        invoice = self.subscription_id.action_emboux_choose_plan(self.plan_id)
+        invoice = self.subscription_id._emboux_choose_plan(self.plan_id)
+        if not invoice:
+            return {"type": "ir.actions.act_window_close"}
         return {
             "type": "ir.actions.act_window",
             "res_model": "account.move",
