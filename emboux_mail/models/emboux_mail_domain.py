@@ -273,6 +273,8 @@ class EmbouxMailDomain(models.Model):
         self.with_context(emboux_cascade=True).alias_ids.unlink()
         result = super().unlink()
         self._emboux_lock_tenants(tenants)
+        # back within the plan: billing's suspensions are lifted at once
+        self.env["emboux.mail.grace"]._emboux_run_running(tenants)
         return result
 
     # -- rules -----------------------------------------------------------------

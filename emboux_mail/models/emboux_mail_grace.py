@@ -136,6 +136,15 @@ class EmbouxMailGrace(models.Model):
                 grace._emboux_advance(today)
 
     @api.model
+    def _emboux_run_running(self, partners):
+        """Run only the grace periods ``partners`` have running."""
+        running = self.sudo().search(
+            [("partner_id", "in", partners.ids), ("state", "in", ACTIVE_STATES)]
+        )
+        if running:
+            self._emboux_run(running.partner_id)
+
+    @api.model
     def _emboux_open(self, partner, today):
         try:
             with self.env.cr.savepoint():

@@ -287,7 +287,9 @@ class TestBillingRules(BillingCase):
         # an operator takes one of them over before the customer is back
         domains[-1].action_activate()
         domains[-1].action_suspend()
+        # deleting domains closes the grace period at once
         (domains[1] | domains[2] | domains[3]).unlink()
+        self.assertEqual(grace.state, "closed")
         with freeze_time(date(2027, 2, 6)):
             self.env["emboux.mail.subscription"]._cron_billing_check()
         self.assertEqual(grace.state, "closed")
