@@ -1,7 +1,9 @@
+import threading
 from datetime import date, timedelta
 
 from freezegun import freeze_time
 
+from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import TransactionCase, tagged
 
 from ..exceptions import EmbouxUserError
@@ -336,3 +338,84 @@ class TestBillingRules(BillingCase):
         self.assertEqual(downgrade.state, "cancel")
         self.assertEqual(self.subscription.plan_id, self.business)
         self.assertFalse(self.subscription._emboux_open_invoices())
+
+
+@tagged("post_install", "-at_install")
+class TestGraceWorkers(TransactionCase):
+    """Two workers run the same grace period's day at once, each in a
+    transaction of its own: one reminder is recorded and mailed, not two."""
+
+    def _committed(self, function):
+        """Run ``function`` in a transaction of its own, committed on exit."""
+        with self.registry.cursor() as cr:
+            return function(api.Environment(cr, SUPERUSER_ID, {}))
+
+    def test_two_workers_send_one_reminder(self):
+        def setup(env):
+            plan = env["emboux.mail.plan"].create({"name": "One", "domains_allowed": 1})
+            partner = env["res.partner"].create(
+                {
+                    "name": "Two Workers",
+                    "is_company": True,
+                    "email": "w@workers.example",
+                }
+            )
+            for name in ("a.workers.example", "b.workers.example"):
+                env["emboux.mail.domain"].create(
+                    {"name": name, "partner_id": partner.id}
+                )
+            partner.emboux_plan_id = plan
+            grace = env["emboux.mail.grace"].create(
+                {
+                    "partner_id": partner.id,
+                    "date_start": fields.Date.today() - timedelta(days=7),
+                    "days": 30,
+                }
+            )
+            return partner.id, grace.id, plan.id
+
+        partner_id, grace_id, plan_id = self._committed(setup)
+
+        def cleanup(env):
+            partner = env["res.partner"].browse(partner_id)
+            env["mail.mail"].search(
+                [("model", "=", "emboux.mail.grace"), ("res_id", "=", grace_id)]
+            ).unlink()
+            env["emboux.mail.grace"].browse(grace_id).unlink()
+            partner.emboux_domain_ids.unlink()
+            partner.unlink()
+            env["emboux.mail.plan"].browse(plan_id).unlink()
+
+        self.addCleanup(self._committed, cleanup)
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def worker():
+            try:
+                with self.registry.cursor() as cr:
+                    # the loading registry holds the lock that looking it
+                    # up by name takes: give the cursor its registry
+                    cr.transaction = api.Transaction(self.registry)
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    partner = env["res.partner"].browse(partner_id)
+                    barrier.wait(timeout=10)
+                    env["emboux.mail.grace"]._emboux_run(partner)
+            except Exception as error:  # noqa: BLE001 reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=worker) for _worker in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertFalse([thread for thread in threads if thread.is_alive()])
+        self.assertEqual(errors, [])
+
+        def outcome(env):
+            grace = env["emboux.mail.grace"].browse(grace_id)
+            mails = env["mail.mail"].search_count(
+                [("model", "=", "emboux.mail.grace"), ("res_id", "=", grace_id)]
+            )
+            return grace.step_ids.mapped("step"), mails
+
+        self.assertEqual(self._committed(outcome), (["reminder_7"], 1))
