@@ -36,6 +36,14 @@ class AccountMove(models.Model):
         copy=False,
         help="The day after the last day the invoice pays.",
     )
+    emboux_paid_on = fields.Date(
+        string="First Paid On",
+        readonly=True,
+        copy=False,
+        help="The day the plan invoice was first paid: its period is settled "
+        "then, once (Odoo may report it paid again, after a bank "
+        "reconciliation).",
+    )
 
     def _emboux_is_paid(self):
         self.ensure_one()
@@ -47,14 +55,13 @@ class AccountMove(models.Model):
 
     def _emboux_starts_when_paid(self, today):
         """An upgrade's period starts on the day it is first paid; so does a
-        renewal paid after the tolerance, as the customer had the fallback
-        plan meanwhile."""
+        renewal's when paid after the tolerance, as the customer had the
+        fallback plan meanwhile."""
         if self.emboux_kind == "upgrade":
-            return not self.emboux_period_start
+            return True
         subscription = self.emboux_subscription_id
         tolerance = subscription._emboux_setting("payment_tolerance_days")
-        start = self.emboux_period_start
-        return start and today >= start + timedelta(days=tolerance)
+        return today >= self.emboux_period_start + timedelta(days=tolerance)
 
     def _invoice_paid_hook(self):
         """A paid plan invoice applies at once: an upgrade starts its
@@ -67,30 +74,26 @@ class AccountMove(models.Model):
 
     def _emboux_paid(self):
         today = fields.Date.context_today(self)
-        for move in self:
+        first = self.filtered(lambda m: not m.emboux_paid_on)
+        for move in first:
+            vals = {"emboux_paid_on": today}
             if move._emboux_starts_when_paid(today):
-                plan = move.emboux_plan_id
-                move.write(
-                    {
-                        "emboux_period_start": today,
-                        "emboux_period_end": plan._emboux_period_end(today),
-                    }
+                vals["emboux_period_start"] = today
+                vals["emboux_period_end"] = move.emboux_plan_id._emboux_period_end(
+                    today
                 )
-        for subscription in self.emboux_subscription_id:
-            upgrades = self.filtered(
+            move.write(vals)
+        for subscription in first.emboux_subscription_id:
+            moves = first.filtered(
                 lambda m, s=subscription: m.emboux_subscription_id == s
-                and m.emboux_kind == "upgrade"
             )
+            upgrades = moves.filtered(lambda m: m.emboux_kind == "upgrade")
             if upgrades:
                 subscription.plan_id = upgrades[-1].emboux_plan_id
             subscription.message_post(
                 body=self.env._(
                     "Invoice %(invoices)s paid.",
-                    invoices=", ".join(
-                        self.filtered(
-                            lambda m, s=subscription: m.emboux_subscription_id == s
-                        ).mapped("name")
-                    ),
+                    invoices=", ".join(moves.mapped("name")),
                 )
             )
-            subscription._emboux_apply()
+        self.emboux_subscription_id._emboux_apply()

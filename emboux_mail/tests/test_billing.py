@@ -208,8 +208,13 @@ class TestBillingLifecycle(BillingCase):
         with freeze_time(lapse + timedelta(days=32)):
             self._pay(renewal)
             self.assertEqual(self.subscription.state, "paid")
-        # paid late: the month starts on the day of payment
+        # paid late: the month starts on the day of payment, once (Odoo
+        # reports it paid again after a bank reconciliation, days later)
         self.assertEqual(renewal.emboux_period_start, lapse + timedelta(days=32))
+        with freeze_time(lapse + timedelta(days=40)):
+            renewal._invoice_paid_hook()
+        self.assertEqual(renewal.emboux_period_start, lapse + timedelta(days=32))
+        self.assertEqual(renewal.emboux_paid_on, lapse + timedelta(days=32))
         self.assertEqual(self.customer.emboux_plan_id, self.business)
         self.assertEqual(grace.state, "closed")
         self.assertFalse(any(domains[1:].mapped("suspended")))
