@@ -1,4 +1,3 @@
-import logging
 from datetime import timedelta
 
 import psycopg2
@@ -6,8 +5,6 @@ import psycopg2
 from odoo import Command, api, fields, models
 
 from ..exceptions import EmbouxUserError
-
-_logger = logging.getLogger(__name__)
 
 REMINDER_DAYS = (7, 15, 22)
 ACTIVE_STATES = ("open", "suspended", "waived")
@@ -244,9 +241,8 @@ class EmbouxMailGrace(models.Model):
         self.ensure_one()
         if not self._emboux_lock():
             return
-        domains = self._emboux_billing_suspended()
+        domains = self._emboux_lift()
         self._emboux_take_step("reactivation", domains)
-        domains._emboux_activate("billing")
         self.write({"state": "closed", "date_closed": today})
         self.partner_id.message_post(
             body=self.env._(
@@ -258,10 +254,15 @@ class EmbouxMailGrace(models.Model):
         if domains:
             self._emboux_send("emboux_mail.mail_template_grace_reactivated")
 
-    def _emboux_billing_suspended(self):
-        return self.suspended_domain_ids.filtered(
+    def _emboux_lift(self):
+        """Re-activate the domains this grace period suspended that are
+        still suspended for billing (an operator may have taken one over
+        since); returns them."""
+        domains = self.suspended_domain_ids.filtered(
             lambda d: d.suspended and d.suspension_reason == "billing"
         )
+        domains._emboux_activate("billing")
+        return domains
 
     def _emboux_lock(self):
         """Hold this grace period for the transaction; False when another
@@ -306,10 +307,12 @@ class EmbouxMailGrace(models.Model):
     # -- operator actions ------------------------------------------------------
     def _emboux_extend(self, days):
         self.ensure_one()
-        if self.state != "open" or days <= 0:
+        if self.state != "open":
             raise EmbouxUserError(
                 self.env._("Only a running grace period can be extended.")
             )
+        if days <= 0:
+            raise EmbouxUserError(self.env._("Extra Days: extend by one day or more."))
         self.days += days
         self.partner_id.message_post(
             body=self.env._(
@@ -326,8 +329,7 @@ class EmbouxMailGrace(models.Model):
         its quota: what billing suspended is re-activated, and no new grace
         period opens until the customer is back within the quota."""
         for grace in self.filtered(lambda g: g.state in ("open", "suspended")):
-            domains = grace._emboux_billing_suspended()
-            domains._emboux_activate("billing")
+            domains = grace._emboux_lift()
             grace.state = "waived"
             grace.partner_id.message_post(
                 body=self.env._(

@@ -266,6 +266,10 @@ class TestBillingRules(BillingCase):
         )
         wizard.action_extend()
         self.assertEqual(grace.date_suspend, start + timedelta(days=40))
+        wizard.days = 0
+        with self.assertRaises(EmbouxUserError):
+            wizard.action_extend()
+        self.assertEqual(grace.date_suspend, start + timedelta(days=40))
         self._days(start + timedelta(days=30), 1)
         self.assertEqual(grace.state, "open")
         self._days(start + timedelta(days=40), 1)
