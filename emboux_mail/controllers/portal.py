@@ -337,7 +337,7 @@ class EmbouxMailPortal(CustomerPortal):
         else:
             checker = domain.sudo()._emboux_dns_checker()
             expected = dns_checker.expected_records(
-                domain.name, checker.expectations, domain._emboux_dkim_cnames()
+                domain.name, checker.expectations, domain.sudo()._emboux_dkim_records()
             )
             label = env._("Not checked")
             records = [(record, "unchecked", label, "") for record in expected]
@@ -357,13 +357,13 @@ class EmbouxMailPortal(CustomerPortal):
     @staticmethod
     def _emboux_publish_value(record):
         """What to type in the zone for an expected record; None for a DKIM
-        key, which the mail server generates."""
+        key of a checker without the domain's own key."""
         if record.kind == "SPF":
             return SPF_RECORD.format(record.expected)
         if record.kind == "DMARC":
             return DMARC_RECORD
         if record.kind == "DKIM" and record.record_type == "TXT":
-            return None
+            return record.expected if "p=" in record.expected else None
         return record.expected
 
     def _emboux_done(self, done, record_id):

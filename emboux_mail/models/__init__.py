@@ -14,6 +14,9 @@ from . import emboux_mail_grace_step
 from . import res_partner
 from . import emboux_mail_api_key
 from . import emboux_mail_domain
+from . import emboux_mail_dkim_key
+from . import emboux_mail_outbound_counter
+from . import emboux_mail_outbound_month
 from . import emboux_mail_dns_record
 from . import emboux_mail_mailbox
 from . import emboux_mail_alias

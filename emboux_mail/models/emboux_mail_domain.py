@@ -28,8 +28,13 @@ VERIFICATION_STATUSES = [
 # most once a day
 VERIFY_BACKOFF = timedelta(minutes=15)
 VERIFY_BACKOFF_MAX = timedelta(days=1)
+# the plan's settings a new domain starts with
+OUTBOUND_PLAN = ("outbound_daily_limit", "outbound_monthly_limit", "transfer_monthly_mb")
+# the sending settings a customer may change itself
+OUTBOUND_CUSTOMER = ("outbound_daily_limit", "outbound_monthly_limit")
 # the one2many fields of a domain that a form may fill on creation
 INLINE_CHILDREN = ("mailbox_ids", "alias_ids", "child_ids")
+MEBIBYTE = 1024 * 1024
 DNS_STATES = [
     ("unchecked", "Not checked"),
     ("ok", "Healthy"),
@@ -37,6 +42,12 @@ DNS_STATES = [
     ("error", "Failing"),
     ("unknown", "Unknown"),
 ]
+
+
+def _percent(part, whole):
+    """``part`` as a percentage of ``whole``; 0 when there is no whole (an
+    unlimited limit, nothing delivered yet)."""
+    return round(100.0 * part / whole, 2) if whole else 0.0
 
 
 class EmbouxMailDomain(models.Model):
@@ -158,9 +169,86 @@ class EmbouxMailDomain(models.Model):
     )
     mailbox_limit = fields.Integer(compute="_compute_limits", help="0 means unlimited.")
     alias_count = fields.Integer(compute="_compute_alias_count")
+    # -- outbound mail (the mail server's policy service enforces it) ----------
+    outbound_tier = fields.Selection(
+        [("shared", "Shared"), ("dedicated", "Dedicated")],
+        string="Sending Tier",
+        required=True,
+        default="shared",
+        tracking=True,
+    )
+    outbound_status = fields.Selection(
+        [("active", "Active"), ("suspended", "Suspended")],
+        string="Sending",
+        required=True,
+        default="active",
+        tracking=True,
+        help="A suspended domain cannot send; the bounce guard suspends a "
+        "domain whose bounce rate crosses its limit.",
+    )
+    outbound_enforcement = fields.Selection(
+        [("hard", "Hard: refuse"), ("soft", "Soft: send and bill")],
+        string="Over the Limit",
+        required=True,
+        default="hard",
+        tracking=True,
+    )
+    outbound_daily_limit = fields.Integer(
+        string="Messages per Day", tracking=True, help="0 means unlimited."
+    )
+    outbound_monthly_limit = fields.Integer(
+        string="Messages per Month", tracking=True, help="0 means unlimited."
+    )
+    transfer_monthly_mb = fields.Integer(
+        string="Transfer per Month (MB)", tracking=True, help="0 means unlimited."
+    )
+    ses_verified = fields.Boolean(
+        string="Signing Published",
+        readonly=True,
+        copy=False,
+        help="The last DNS check found the DKIM record the mail is signed with.",
+    )
+    outbound_sent_today = fields.Integer(
+        string="Sent Today", compute="_compute_outbound_figures"
+    )
+    outbound_sent_month = fields.Integer(
+        string="Sent This Month", compute="_compute_outbound_figures"
+    )
+    outbound_over_month = fields.Integer(
+        string="Over Limit This Month", compute="_compute_outbound_figures"
+    )
+    transfer_used_mb = fields.Float(
+        string="Transferred This Month (MB)",
+        compute="_compute_outbound_figures",
+        digits=(16, 2),
+    )
+    bounce_count = fields.Integer(string="Bounces", compute="_compute_outbound_figures")
+    complaint_count = fields.Integer(
+        string="Complaints", compute="_compute_outbound_figures"
+    )
+    bounce_rate = fields.Float(
+        string="Bounce Rate (%)", compute="_compute_outbound_figures", digits=(5, 2)
+    )
+    complaint_rate = fields.Float(
+        string="Complaint Rate (%)", compute="_compute_outbound_figures", digits=(5, 2)
+    )
+    outbound_daily_usage = fields.Float(compute="_compute_outbound_figures")
+    outbound_monthly_usage = fields.Float(compute="_compute_outbound_figures")
+    transfer_usage = fields.Float(compute="_compute_outbound_figures")
+    dkim_key_ids = fields.One2many("emboux.mail.dkim.key", "domain_id", readonly=True)
+    dkim_record_name = fields.Char(
+        string="DKIM Record", compute="_compute_dkim_record"
+    )
+    dkim_record_value = fields.Char(string="DKIM Value", compute="_compute_dkim_record")
 
     _sql_constraints = [
         ("name_uniq", "unique(name)", "This domain already exists."),
+        (
+            "outbound_limits_positive",
+            "CHECK(outbound_daily_limit >= 0 AND outbound_monthly_limit >= 0 "
+            "AND transfer_monthly_mb >= 0)",
+            "Sending limits cannot be negative.",
+        ),
     ]
 
     @api.depends("partner_id")
@@ -176,6 +264,43 @@ class EmbouxMailDomain(models.Model):
         counts = {domain.id: count for domain, count in groups}
         for domain in self:
             domain.alias_count = counts.get(domain.id, 0)
+
+    @api.depends(
+        "outbound_daily_limit", "outbound_monthly_limit", "transfer_monthly_mb"
+    )
+    def _compute_outbound_figures(self):
+        figures = self.env["emboux.mail.outbound.counter"]._emboux_figures(self)
+        for domain in self:
+            found = figures[domain.id]
+            delivered = found["delivered_count"]
+            used_mb = found["transfer_month_bytes"] / MEBIBYTE
+            domain.update(
+                {
+                    "outbound_sent_today": found["sent_today"],
+                    "outbound_sent_month": found["sent_month"],
+                    "outbound_over_month": found["over_month"],
+                    "transfer_used_mb": used_mb,
+                    "bounce_count": found["bounce_count"],
+                    "complaint_count": found["complaint_count"],
+                    "bounce_rate": _percent(found["bounce_count"], delivered),
+                    "complaint_rate": _percent(found["complaint_count"], delivered),
+                    "outbound_daily_usage": _percent(
+                        found["sent_today"], domain.outbound_daily_limit
+                    ),
+                    "outbound_monthly_usage": _percent(
+                        found["sent_month"], domain.outbound_monthly_limit
+                    ),
+                    "transfer_usage": _percent(used_mb, domain.transfer_monthly_mb),
+                }
+            )
+
+    @api.depends("dkim_key_ids", "dkim_tokens")
+    def _compute_dkim_record(self):
+        for domain in self:
+            records = domain._emboux_dkim_records(generate=False)
+            txt = [r for r in records if r[0] == "TXT"]
+            domain.dkim_record_name = txt[0][1] if txt else False
+            domain.dkim_record_value = txt[0][2] if txt else False
 
     @api.depends("verification_token")
     def _compute_verification_record(self):
@@ -211,6 +336,7 @@ class EmbouxMailDomain(models.Model):
                 parent = self._emboux_wildcard_parent(vals["name"], tenant)
                 vals["parent_id"] = parent.id
             vals.update(self._emboux_verification_vals(vals, tenant))
+            vals.update(self._emboux_outbound_defaults(vals, tenant))
         self._emboux_check_unique("name", [vals["name"] for vals in vals_list])
         tenants = Partner.browse(
             [v["partner_id"] for v in vals_list if v.get("partner_id")]
@@ -257,8 +383,17 @@ class EmbouxMailDomain(models.Model):
             for domain in self.filtered(lambda d: d.partner_id != new_owner):
                 domain._emboux_transfer_owner(new_owner)
         before = self._emboux_sync_snapshot(vals)
+        reactivated = (
+            self.filtered(lambda d: d.outbound_status == "suspended")
+            if vals.get("outbound_status") == "active"
+            else self.browse()
+        )
         result = super().write(vals) if vals else True
         self._emboux_sync_written(before)
+        if reactivated:
+            self.env["emboux.mail.outbound.counter"].sudo().search(
+                [("domain_id", "in", reactivated.ids)]
+            )._emboux_reset_guard()
         return result
 
     def unlink(self):
@@ -306,6 +441,80 @@ class EmbouxMailDomain(models.Model):
         )
         if taken:
             raise self._emboux_duplicate_error(name)
+
+    @api.model
+    def _emboux_outbound_defaults(self, vals, tenant):
+        """The sending limits a new domain starts with: its owner's plan's
+        (or Settings'). A subdomain of a wildcard shares its parent's tier
+        and enforcement, as it shares its signing identity."""
+        defaults = {name: tenant._emboux_plan_value(name) for name in OUTBOUND_PLAN}
+        defaults["outbound_enforcement"] = (
+            tenant.emboux_plan_id.outbound_enforcement or "hard"
+        )
+        parent = self.sudo().browse(vals.get("parent_id"))
+        if parent.is_wildcard:
+            defaults["outbound_tier"] = parent.outbound_tier
+            defaults["outbound_enforcement"] = parent.outbound_enforcement
+        return {name: value for name, value in defaults.items() if name not in vals}
+
+    def _emboux_set_outbound(self, values, by):
+        """Change the sending settings. A customer (``by``) may change only
+        the two message limits, within its plan's ceilings; the tier, the
+        enforcement, the status and the transfer are the operator's."""
+        if by == "customer":
+            if set(values) - set(OUTBOUND_CUSTOMER):
+                raise EmbouxForbidden(
+                    self.env._(
+                        "Only your provider can change the sending tier, "
+                        "enforcement, status and transfer of a domain."
+                    ),
+                    "Master token required",
+                )
+            for domain in self:
+                for name, value in values.items():
+                    ceiling = domain.partner_id._emboux_plan_value(f"max_{name}")
+                    if ceiling and not 0 < value <= ceiling:
+                        raise EmbouxQuotaError(
+                            self.env._(
+                                "%(field)s: %(value)s is not allowed; your plan "
+                                "allows 1 to %(ceiling)s.",
+                                field=self._fields[name].get_description(self.env)[
+                                    "string"
+                                ],
+                                value=value,
+                                ceiling=ceiling,
+                            ),
+                            f"Outbound limit exceeds plan maximum ({ceiling})",
+                        )
+        self.write(values)
+
+    def _emboux_bounce_guard_tripped(self, counter):
+        """Stop the domain's outbound mail: too many of its recipients
+        bounced. The operator looks into it and activates it again."""
+        self.ensure_one()
+        self.write({"outbound_status": "suspended"})
+        rate = _percent(counter.bounce_count, counter.delivered_count)
+        self.message_post(
+            body=self.env._(
+                "Outbound mail suspended by the bounce guard: %(bounces)s of "
+                "%(deliveries)s recipients bounced (%(rate)s%%).",
+                bounces=counter.bounce_count,
+                deliveries=counter.delivered_count,
+                rate=rate,
+            ),
+            subtype_xmlid="mail.mt_note",
+        )
+        if self.user_id:
+            self.activity_schedule(
+                "mail.mail_activity_data_todo",
+                summary=self.env._(
+                    "Bounce guard stopped %(name)s sending", name=self.name
+                ),
+                note=self.env._(
+                    "Find why its mail bounces, then set Sending back to Active."
+                ),
+                user_id=self.user_id.id,
+            )
 
     @api.model
     def _emboux_verification_vals(self, vals, tenant):
@@ -450,22 +659,84 @@ class EmbouxMailDomain(models.Model):
         )
         return dns_checker.DnsChecker(expectations, settings)
 
-    def _emboux_dkim_cnames(self):
-        """The provider's DKIM CNAMEs of this domain, when it has some."""
-        return (
-            {
-                f"{token}._domainkey.{self.name}": target
-                for token, target in (self.dkim_tokens or {}).items()
-            }
-            if isinstance(self.dkim_tokens, dict)
-            else None
+    def _emboux_dkim_records(self, generate=True):
+        """The DKIM records of this domain as ``(type, name, value)``: the
+        provider's CNAMEs when it signs, else the TXT of the key the mail
+        server signs with (made now if missing and ``generate``)."""
+        self.ensure_one()
+        if isinstance(self.dkim_tokens, dict) and self.dkim_tokens:
+            return [
+                ("CNAME", f"{token}._domainkey.{self.name}", target)
+                for token, target in sorted(self.dkim_tokens.items())
+            ]
+        # the public half only: published in DNS, readable by anyone
+        key = self._emboux_dkim_key(generate).sudo()
+        return [("TXT", key.record_name, key.record_value)] if key else []
+
+    def _emboux_dkim_signer(self):
+        """The domain whose identity signs this one's mail: a subdomain of a
+        wildcard signs as its parent (one key, one record to publish)."""
+        self.ensure_one()
+        return self.parent_id if self.parent_id.is_wildcard else self
+
+    def _emboux_dkim_key(self, generate=True):
+        """The key this domain's mail is signed with."""
+        signer = self._emboux_dkim_signer()
+        key = signer.sudo().dkim_key_ids[:1]
+        if not key and generate:
+            key = self.env["emboux.mail.dkim.key"]._emboux_generate(
+                signer, signer._emboux_next_selector()
+            )
+        return key
+
+    def _emboux_next_selector(self):
+        """The configured selector, numbered after the first key: a rotated
+        key is published beside the old one, never in its place."""
+        base = self._emboux_dns_checker().expectations.dkim_selector
+        used = set(
+            self.env["emboux.mail.dkim.key"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("domain_id", "=", self.id)])
+            .mapped("selector")
         )
+        selector, number = base, 1
+        while selector in used:
+            number += 1
+            selector = f"{base}{number}"
+        return selector
+
+    def action_rotate_dkim(self):
+        """Sign with a new key from now on; its record must be published."""
+        self.check_access("write")
+        for domain in self:
+            signer = domain._emboux_dkim_signer()
+            if signer != domain:
+                raise EmbouxUserError(
+                    self.env._(
+                        "%(name)s signs its mail with the key of %(parent)s: "
+                        "rotate that one.",
+                        name=domain.name,
+                        parent=signer.name,
+                    )
+                )
+            key = self.env["emboux.mail.dkim.key"]._emboux_generate(
+                domain, domain._emboux_next_selector()
+            )
+            domain.message_post(
+                body=self.env._(
+                    "New DKIM key: publish the TXT record %(name)s.",
+                    name=key.record_name,
+                ),
+                subtype_xmlid="mail.mt_note",
+            )
+        return True
 
     def _emboux_check_dns_now(self):
         """Check the domain's DNS without storing anything (the API's
         ``dns-check``)."""
         self.ensure_one()
-        return self._emboux_dns_checker().check(self.name, self._emboux_dkim_cnames())
+        return self._emboux_dns_checker().check(self.name, self._emboux_dkim_records())
 
     def _emboux_check_dns(self, workers=16):
         """Check these domains (``workers`` at a time), store the records
@@ -473,8 +744,8 @@ class EmbouxMailDomain(models.Model):
         if not self:
             return
         checker = self._emboux_dns_checker()
-        cnames = {domain.name: domain._emboux_dkim_cnames() for domain in self}
-        results = checker.check_many(self.mapped("name"), workers, cnames)
+        dkim = {domain.name: domain._emboux_dkim_records() for domain in self}
+        results = checker.check_many(self.mapped("name"), workers, dkim)
         now = fields.Datetime.now()
         self.sudo().dns_record_ids.unlink()
         lines = []
@@ -493,6 +764,10 @@ class EmbouxMailDomain(models.Model):
                 }
                 for index, record in enumerate(result.records)
             ]
+            signing = [r.status == dns_checker.OK for r in result.records if r.kind == "DKIM"]
+            published = bool(signing) and all(signing)
+            if domain.ses_verified != published:
+                domain.ses_verified = published
             domain._emboux_set_dns_state(result.health, now)
         self.env["emboux.mail.dns.record"].sudo().create(lines)
         return results

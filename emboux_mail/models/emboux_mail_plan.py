@@ -10,6 +10,11 @@ DEFAULTS = {
     "aliases_per_mailbox": 5,
     "quota_mb": 1024,
     "max_quota_mb": 10240,
+    "outbound_daily_limit": 500,
+    "outbound_monthly_limit": 10000,
+    "max_outbound_daily_limit": 2000,
+    "max_outbound_monthly_limit": 50000,
+    "transfer_monthly_mb": 10240,
 }
 
 
@@ -49,6 +54,42 @@ class EmbouxMailPlan(models.Model):
         help="The largest storage quota a customer may give one of its "
         "mailboxes; only operators may go beyond it or make it unlimited.",
     )
+    outbound_daily_limit = fields.Integer(
+        string="Messages per Day",
+        default=DEFAULTS["outbound_daily_limit"],
+        help="The daily sending limit of each new domain; 0 means unlimited.",
+    )
+    outbound_monthly_limit = fields.Integer(
+        string="Messages per Month",
+        default=DEFAULTS["outbound_monthly_limit"],
+        help="The monthly sending limit of each new domain; 0 means unlimited.",
+    )
+    max_outbound_daily_limit = fields.Integer(
+        string="Highest Daily Limit",
+        default=DEFAULTS["max_outbound_daily_limit"],
+        help="How far a customer may raise a domain's daily limit itself; 0 "
+        "means no ceiling (unlimited included).",
+    )
+    max_outbound_monthly_limit = fields.Integer(
+        string="Highest Monthly Limit",
+        default=DEFAULTS["max_outbound_monthly_limit"],
+        help="How far a customer may raise a domain's monthly limit itself; 0 "
+        "means no ceiling (unlimited included).",
+    )
+    outbound_enforcement = fields.Selection(
+        [("hard", "Hard: refuse"), ("soft", "Soft: send and bill")],
+        string="Over the Limit",
+        required=True,
+        default="hard",
+        help="What new domains do past a sending limit: refuse the message, "
+        "or send it and count it as overage for billing.",
+    )
+    transfer_monthly_mb = fields.Integer(
+        string="Transfer per Month (MB)",
+        default=DEFAULTS["transfer_monthly_mb"],
+        help="How many megabytes of outgoing mail each new domain may send "
+        "per month; 0 means unlimited.",
+    )
     product_id = fields.Many2one(
         "product.product",
         string="Product",
@@ -73,7 +114,10 @@ class EmbouxMailPlan(models.Model):
         (
             "quotas_positive",
             "CHECK(domains_allowed >= 0 AND mailboxes_per_domain >= 0 "
-            "AND aliases_per_mailbox >= 0 AND quota_mb >= 0)",
+            "AND aliases_per_mailbox >= 0 AND quota_mb >= 0 "
+            "AND outbound_daily_limit >= 0 AND outbound_monthly_limit >= 0 "
+            "AND max_outbound_daily_limit >= 0 AND max_outbound_monthly_limit >= 0 "
+            "AND transfer_monthly_mb >= 0)",
             "Quotas cannot be negative.",
         ),
         (

@@ -247,13 +247,18 @@ class ResPartner(models.Model):
         allowed = self._emboux_limits()["domains_allowed"]
         return self.emboux_domain_count - allowed if allowed else 0
 
-    def _emboux_max_quota_mb(self):
-        """The largest mailbox a customer may set itself: its plan's, else
-        the default in Settings."""
-        plan = self.emboux_plan_id
+    def _emboux_plan_value(self, name):
+        """A setting of the customer's plan (``name``: a field of
+        emboux.mail.plan), else its default in Settings; an empty recordset
+        (a domain without owner) gets the default."""
+        plan = self.emboux_plan_id if len(self) == 1 else self.browse()
         if plan:
-            return plan.max_quota_mb
-        return self.env["emboux.mail.plan"]._default_quotas()["max_quota_mb"]
+            return plan[name]
+        return self.env["emboux.mail.plan"]._default_quotas()[name]
+
+    def _emboux_max_quota_mb(self):
+        """The largest mailbox a customer may set itself."""
+        return self._emboux_plan_value("max_quota_mb")
 
     def action_view_emboux_domains(self):
         return self._emboux_action("emboux_mail.emboux_mail_domain_action")

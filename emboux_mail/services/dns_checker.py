@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import dns.exception
 import dns.resolver
 
+from .dkim import public_key_of
+
 OK, MISSING, INCORRECT, UNKNOWN = "ok", "missing", "incorrect", "unknown"
 # what a failing record makes of the domain's health
 REQUIRED = ("MX", "SPF")
@@ -84,23 +86,28 @@ class DomainCheck:
         return "error" if failing & set(REQUIRED) else "warning"
 
 
-def expected_records(domain, expectations, dkim_cnames=None):
-    """The records ``domain`` must publish, unchecked. ``dkim_cnames`` maps
-    a provider's DKIM names (``token._domainkey.domain``) to their CNAME
-    targets; without it a TXT key is expected at the configured selector."""
+def expected_records(domain, expectations, dkim=None):
+    """The records ``domain`` must publish, unchecked. ``dkim`` lists the
+    domain's own DKIM records as ``(record_type, name, expected)``: a TXT
+    with its public key, or a provider's CNAMEs; without it any TXT key is
+    expected at the configured selector."""
     records = [
         RecordCheck("MX", "MX", domain, host.rstrip(".").lower())
         for host in expectations.mx_hosts
     ]
     records.append(RecordCheck("TXT", "SPF", domain, expectations.spf_include))
-    if dkim_cnames:
-        records += [
-            RecordCheck("CNAME", "DKIM", name, target.rstrip(".").lower())
-            for name, target in sorted(dkim_cnames.items())
-        ]
-    else:
+    if not dkim:
         name = f"{expectations.dkim_selector}._domainkey.{domain}"
-        records.append(RecordCheck("TXT", "DKIM", name, "v=DKIM1"))
+        dkim = [("TXT", name, "v=DKIM1")]
+    records += [
+        RecordCheck(
+            record_type,
+            "DKIM",
+            name,
+            expected.rstrip(".").lower() if record_type == "CNAME" else expected,
+        )
+        for record_type, name, expected in dkim
+    ]
     records.append(
         RecordCheck("TXT", "DMARC", f"_dmarc.{domain}", expectations.dmarc_prefix)
     )
@@ -155,10 +162,10 @@ class DnsChecker:
                 values.append(rdata.target.to_text(omit_final_dot=True).lower())
         return OK, values
 
-    def check(self, domain, dkim_cnames=None):
+    def check(self, domain, dkim=None):
         """A DomainCheck of ``domain`` (already normalised)."""
         resolver = self._resolver()
-        records = expected_records(domain, self.expectations, dkim_cnames)
+        records = expected_records(domain, self.expectations, dkim)
         answers = {}
         for record in records:
             key = (record.name, record.record_type)
@@ -198,25 +205,24 @@ class DnsChecker:
         if record.kind == "MX" or record.record_type == "CNAME":
             return (OK if record.expected in values else INCORRECT), found
         if record.kind == "DKIM":
-            good = any(
-                "p=" in value and value.startswith("v=DKIM1") for value in values
-            )
+            # the key published must be the one the mail server signs with
+            wanted = public_key_of(record.expected)
+            keys = [public_key_of(v) for v in values if v.startswith("v=DKIM1")]
+            good = any(key and key == (wanted or key) for key in keys)
             return (OK if good else INCORRECT), found
         good = any(value.startswith(record.expected) for value in values)
         return (OK if good else INCORRECT), found
 
-    def check_many(self, domains, workers=16, dkim_cnames=None):
+    def check_many(self, domains, workers=16, dkim=None):
         """Check many domains, ``workers`` at a time; returns them in order.
 
-        ``dkim_cnames`` maps a domain to its provider CNAMEs, if any."""
-        dkim_cnames = dkim_cnames or {}
+        ``dkim`` maps a domain to its DKIM records (see expected_records)."""
+        dkim = dkim or {}
         if workers <= 1:
-            return [self.check(domain, dkim_cnames.get(domain)) for domain in domains]
+            return [self.check(domain, dkim.get(domain)) for domain in domains]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(
-                pool.map(
-                    lambda domain: self.check(domain, dkim_cnames.get(domain)), domains
-                )
+                pool.map(lambda domain: self.check(domain, dkim.get(domain)), domains)
             )
 
 

@@ -9,6 +9,8 @@ from odoo.tests import TransactionCase
 
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 
+from ..services import dkim
+
 
 def run_postcommit_hooks(test):
     """Test cursors drop their postcommit hooks, where connected mode sends
@@ -51,6 +53,14 @@ class FakeDns:
         )
         with patch.object(dns.resolver.Resolver, "resolve", resolve):
             yield
+
+    def dkim_zone(self, name):
+        """The zone entry that publishes the DKIM key domain ``name`` signs
+        with, as its owner would copy it from the form."""
+        domain = self.env["emboux.mail.domain"].sudo().search([("name", "=", name)])
+        _type, record, value = domain._emboux_dkim_records()[0]
+        text = " ".join(f'"{part}"' for part in dkim.txt_strings(value))
+        return {(record, "TXT"): [text]}
 
 
 class EmbouxHostingSetup:

@@ -128,7 +128,7 @@ class TestDomainActions(EmbouxApiCase):
         good = {
             ("dns.example", "MX"): ["10 mx1.emboux.com."],
             ("dns.example", "TXT"): ['"v=spf1 include:emboux.com ~all"'],
-            ("emboux._domainkey.dns.example", "TXT"): ['"v=DKIM1; k=rsa; p=MIGf"'],
+            **self.dkim_zone("dns.example"),
             ("_dmarc.dns.example", "TXT"): ['"v=DMARC1; p=none"'],
         }
         path = "/domains/dns.example/dns-check"

@@ -102,7 +102,7 @@ class TestSeedExamples(EmbouxApiCase):
         zone = {
             ("ganemo.com", "MX"): ["10 mx1.emboux.com."],
             ("ganemo.com", "TXT"): ['"v=spf1 include:emboux.com -all"'],
-            ("emboux._domainkey.ganemo.com", "TXT"): ['"v=DKIM1; p=MIGf"'],
+            **self.dkim_zone("ganemo.com"),
             ("_dmarc.ganemo.com", "TXT"): ['"v=DMARC1; p=reject"'],
         }
         with self.fake_dns(zone):
