@@ -29,7 +29,11 @@ VERIFICATION_STATUSES = [
 VERIFY_BACKOFF = timedelta(minutes=15)
 VERIFY_BACKOFF_MAX = timedelta(days=1)
 # the plan's settings a new domain starts with
-OUTBOUND_PLAN = ("outbound_daily_limit", "outbound_monthly_limit", "transfer_monthly_mb")
+OUTBOUND_PLAN = (
+    "outbound_daily_limit",
+    "outbound_monthly_limit",
+    "transfer_monthly_mb",
+)
 # the sending settings a customer may change itself
 OUTBOUND_CUSTOMER = ("outbound_daily_limit", "outbound_monthly_limit")
 # the one2many fields of a domain that a form may fill on creation
@@ -236,9 +240,7 @@ class EmbouxMailDomain(models.Model):
     outbound_monthly_usage = fields.Float(compute="_compute_outbound_figures")
     transfer_usage = fields.Float(compute="_compute_outbound_figures")
     dkim_key_ids = fields.One2many("emboux.mail.dkim.key", "domain_id", readonly=True)
-    dkim_record_name = fields.Char(
-        string="DKIM Record", compute="_compute_dkim_record"
-    )
+    dkim_record_name = fields.Char(string="DKIM Record", compute="_compute_dkim_record")
     dkim_record_value = fields.Char(string="DKIM Value", compute="_compute_dkim_record")
 
     _sql_constraints = [
@@ -764,8 +766,8 @@ class EmbouxMailDomain(models.Model):
                 }
                 for index, record in enumerate(result.records)
             ]
-            signing = [r.status == dns_checker.OK for r in result.records if r.kind == "DKIM"]
-            published = bool(signing) and all(signing)
+            signing = [r.status for r in result.records if r.kind == "DKIM"]
+            published = bool(signing) and set(signing) == {dns_checker.OK}
             if domain.ses_verified != published:
                 domain.ses_verified = published
             domain._emboux_set_dns_state(result.health, now)
