@@ -21,9 +21,7 @@ class EmbouxMailDkimKey(models.Model):
         readonly=True, groups="base.group_system", prefetch=False, copy=False
     )
     public_key = fields.Text(readonly=True, required=True)
-    record_name = fields.Char(
-        string="Record Name", compute="_compute_record", help="Where to publish it."
-    )
+    record_name = fields.Char(compute="_compute_record", help="Where to publish it.")
     record_value = fields.Char(string="TXT Value", compute="_compute_record")
     active = fields.Boolean(default=True)
 

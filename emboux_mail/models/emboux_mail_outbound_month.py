@@ -14,7 +14,7 @@ class EmbouxMailOutboundMonth(models.Model):
         "emboux.mail.domain", ondelete="set null", index="btree_not_null"
     )
     domain_name = fields.Char(
-        string="Domain Name", required=True, help="Kept when the domain is deleted."
+        required=True, help="The domain, kept when it is deleted."
     )
     partner_id = fields.Many2one(
         "res.partner", string="Customer", ondelete="set null", index=True
