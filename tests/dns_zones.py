@@ -6,16 +6,29 @@ SPF = "include:emboux.test"
 SELECTOR = "emboux"
 
 
-def _records(name, mx=MX, spf=(f"v=spf1 {SPF} ~all",), dkim=True, dmarc=True):
+# any key: what the checker accepts when it is not told the domain's own
+ANY_DKIM = "v=DKIM1; k=rsa; p=MIGfMA0GCSqG"
+
+
+def txt(value):
+    """``value`` as a zone file's TXT data, split in strings of 255."""
+    return " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+
+
+def dkim_line(name, value):
+    """The DKIM record of host ``name`` of the zone."""
+    return f"{SELECTOR}._domainkey.{name} TXT {txt(value)}\n"
+
+
+def _records(name, mx=MX, spf=(f"v=spf1 {SPF} ~all",), dkim=ANY_DKIM, dmarc=True):
     lines = [f"{name} MX 10 {mx}."]
     lines += [f'{name} TXT "{value}"' for value in spf]
+    text = "\n".join(lines) + "\n"
     if dkim:
-        lines.append(
-            f'{SELECTOR}._domainkey.{name} TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqG"'
-        )
+        text += dkim_line(name, dkim)
     if dmarc:
-        lines.append(f'_dmarc.{name} TXT "v=DMARC1; p=quarantine"')
-    return "\n".join(lines) + "\n"
+        text += f'_dmarc.{name} TXT "v=DMARC1; p=quarantine"\n'
+    return text
 
 
 # domain -> the status expected for MX, SPF, DKIM, DMARC
@@ -36,16 +49,26 @@ HEALTH = {
     "silent.example": "unknown",
 }
 
-ZONE_RECORDS = (
-    _records("good")
-    + _records("nodkim", dkim=False)
-    + _records("wrongmx", mx="mail.elsewhere.test")
-    + _records("twospf", spf=(f"v=spf1 {SPF} ~all", "v=spf1 include:other.test -all"))
-)
+
+def zone_records(keys=None):
+    """The test zone. ``keys`` maps a host (``good``) to the DKIM record its
+    Odoo domain signs with, published instead of any key."""
+    keys = keys or {}
+    return (
+        _records("good", dkim=keys.get("good", ANY_DKIM))
+        + _records("nodkim", dkim=None)
+        + _records(
+            "wrongmx", mx="mail.elsewhere.test", dkim=keys.get("wrongmx", ANY_DKIM)
+        )
+        + _records(
+            "twospf",
+            spf=(f"v=spf1 {SPF} ~all", "v=spf1 include:other.test -all"),
+            dkim=keys.get("twospf", ANY_DKIM),
+        )
+    )
 
 
-DKIM_PUBLISHED = f'{SELECTOR}._domainkey.nodkim TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqG"\n'
-"""The record the nodkim customer publishes later."""
+ZONE_RECORDS = zone_records()
 
 
 def use_test_zones(rpc, dns_server, **extra):

@@ -1,7 +1,9 @@
-"""Real Postfix and Dovecot instances of the test run, on loopback ports,
-reading an Odoo database through the read-only role, with the configuration
-``emboux_mail_api/services/mailserver.py`` generates."""
+"""Real Postfix, Dovecot and OpenDKIM instances of the test run, and the
+policy service, on loopback ports, reading an Odoo database through the
+roles and with the configuration ``emboux_mail_api/services/mailserver.py``
+generates."""
 
+import datetime
 import grp
 import os
 import pwd
@@ -17,7 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "emboux_mail_api" / "services"))
 
 import mailserver  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 
+POLICYD = REPO / "emboux_mail_api" / "services" / "policyd.py"
 VMAIL_USER = "emboux-vmail"
 POSTFIX_DEFAULT_MAIN = Path("/etc/postfix/main.cf")
 
@@ -61,6 +68,36 @@ def _allow_postfix_config(config_dir):
     POSTFIX_DEFAULT_MAIN.write_text("\n".join(lines) + "\n")
 
 
+def _test_certificate(folder, hostname):
+    """A self-signed certificate for the submission service's STARTTLS."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(key_path, 0o600)
+    return cert_path, key_path
+
+
 def _wait_port(port, process_name, log, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,15 +110,19 @@ def _wait_port(port, process_name, log, timeout=30):
 
 
 class MailStack:
-    """Postfix (SMTP on ``smtp_port``) and Dovecot (IMAP on ``imap_port``,
-    LMTP on ``lmtp_port``) for the Odoo database ``dbname``."""
+    """Postfix (SMTP on ``smtp_port``, submission on ``submission_port``),
+    Dovecot (IMAP on ``imap_port``, LMTP on ``lmtp_port``), OpenDKIM and the
+    policy service for the Odoo database ``dbname``; outgoing mail goes to
+    the relay host on ``relay_port`` (none: straight to the MX)."""
 
-    def __init__(self, cluster, dbname, odoo_role):
+    def __init__(self, cluster, dbname, odoo_role, relay_port=None):
         self.dir = REPO / "var" / "mailserver"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         uid, gid = _vmail_ids()
         self.password = secrets.token_urlsafe(18)
+        cert, key = _test_certificate(self.dir / "tls", "mx.emboux.test")
+        self.policy_port = free_port()
         self.settings = mailserver.MailServerSettings(
             dbname=dbname,
             role="emboux_mailserver_test",
@@ -98,18 +139,33 @@ class MailStack:
             mail_root=str(self.dir / "vmail"),
             vmail_uid=uid,
             vmail_gid=gid,
+            submission_address=f"127.0.0.1:{free_port()}",
+            tls_cert=str(cert),
+            tls_key=str(key),
+            policy_service=f"inet:127.0.0.1:{self.policy_port}",
+            policy_role="emboux_policy_test",
+            policy_password=secrets.token_urlsafe(18),
+            dkim_port=free_port(),
+            relayhost=f"[127.0.0.1]:{relay_port}" if relay_port else "",
         )
         self.smtp_port = int(self.settings.smtp_address.rsplit(":", 1)[1])
+        self.submission_port = int(self.settings.submission_address.rsplit(":", 1)[1])
         self.lmtp_port = self.settings.lmtp_port
         self.imap_port = self.settings.imap_port
         cluster.psql(mailserver.role_sql(self.settings), dbname=dbname)
         folders = mailserver.write(self.settings, self.dir)
         self.postfix_dir = folders["postfix"]
         self.dovecot_conf = folders["dovecot"] / "dovecot.conf"
+        self.opendkim_conf = folders["opendkim"] / "opendkim.conf"
         (self.dir / "vmail").mkdir()
         os.chown(self.dir / "vmail", uid, gid)
         for name in ("dovecot-sql.conf.ext",):
             os.chown(folders["dovecot"] / name, 0, grp.getgrnam("dovecot").gr_gid)
+        os.chown(self.opendkim_conf, 0, grp.getgrnam("opendkim").gr_gid)
+        self.dsn_file = self.dir / "policyd.dsn"
+        self.dsn_file.write_text(mailserver.policy_dsn(self.settings))
+        os.chmod(self.dsn_file, 0o600)
+        self.policy = None
         self._start()
 
     def _start(self):
@@ -129,9 +185,46 @@ class MailStack:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         subprocess.run([*postfix, "start"], check=True, **quiet)
         subprocess.run(["dovecot", "-c", str(self.dovecot_conf)], check=True, **quiet)
+        subprocess.run(["opendkim", "-x", str(self.opendkim_conf)], check=True, **quiet)
+        self.start_policy()
         _wait_port(self.smtp_port, "postfix", self.maillog)
+        _wait_port(self.submission_port, "postfix submission", self.maillog)
         _wait_port(self.imap_port, "dovecot", self.dovecot_log)
         _wait_port(self.lmtp_port, "dovecot lmtp", self.dovecot_log)
+        _wait_port(self.settings.dkim_port, "opendkim", lambda: "")
+
+    def start_policy(self):
+        """Start the policy service; it follows Postfix's log for the
+        delivery results."""
+        self.policy_log = (self.dir / "policyd.log").open("a")
+        self.policy = subprocess.Popen(
+            [
+                sys.executable,
+                str(POLICYD),
+                "--dsn-file",
+                str(self.dsn_file),
+                "--listen",
+                f"127.0.0.1:{self.policy_port}",
+                "--maillog",
+                str(self.postfix_dir / "maillog"),
+                "--state",
+                str(self.dir / "policyd.state"),
+            ],
+            stdout=self.policy_log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_port(self.policy_port, "policyd", self.policyd_log)
+
+    def stop_policy(self):
+        """Stop the policy service as its init system would (SIGTERM)."""
+        if self.policy and self.policy.poll() is None:
+            self.policy.terminate()
+            self.policy.wait(timeout=30)
+        self.policy = None
+
+    def policyd_log(self):
+        path = self.dir / "policyd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def maillog(self):
         path = self.postfix_dir / "maillog"
@@ -162,20 +255,31 @@ class MailStack:
             ["postqueue", "-c", str(self.postfix_dir), "-f"], capture_output=True
         )
 
-    def _pids(self):
-        """The master processes of both instances, from their pid files."""
-        pids = []
-        for path in (
+    def _pid_files(self):
+        return (
             self.postfix_dir / "queue" / "pid" / "master.pid",
             self.dir / "dovecot" / "run" / "master.pid",
-        ):
-            try:
-                pids.append(int(path.read_text().split()[0]))
-            except (OSError, ValueError, IndexError):
-                continue
-        return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+            self.dir / "opendkim" / "opendkim.pid",
+        )
+
+    @staticmethod
+    def _pid(path):
+        """The live process a pid file names, or None."""
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
+
+    def _pids(self):
+        """The master processes of the instances, from their pid files."""
+        return [pid for pid in map(self._pid, self._pid_files()) if pid]
 
     def stop(self):
+        self.stop_policy()
+        opendkim = self._pid(self._pid_files()[2])
+        if opendkim:  # it stops on SIGTERM
+            os.kill(opendkim, 15)
         subprocess.run(
             ["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True
         )

@@ -822,6 +822,20 @@ class EmbouxMailDomain(models.Model):
         self.env["ir.cron"]._notify_progress(done=len(domains), remaining=remaining)
 
     @api.model
+    def _cron_prepare_dkim(self, batch=100):
+        """Give the domains without a key one, a batch per call, so that
+        forms show the record to publish before the first DNS check (a key
+        takes tens of milliseconds to generate: never on the way of a
+        create)."""
+        signers = self.search([("dkim_key_ids", "=", False)])
+        signers = signers.mapped(lambda domain: domain._emboux_dkim_signer())
+        todo = signers.filtered(lambda domain: not domain.dkim_key_ids)
+        for domain in todo[:batch]:
+            domain._emboux_dkim_key()
+        done = min(len(todo), batch)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=len(todo) - done)
+
+    @api.model
     def _emboux_dns_due_domain(self):
         """Domains not checked within the scheduled action's interval."""
         cron = self.env.ref(

@@ -1,16 +1,20 @@
-"""Configuration that points Postfix and Dovecot at an Odoo database.
+"""Configuration that points Postfix, Dovecot and OpenDKIM at an Odoo
+database.
 
-Postfix and Dovecot read the SQL views that ``emboux_mail_api`` keeps in the
-schema ``emboux_mailserver`` (see models/emboux_mail_server.py), through a
-PostgreSQL role that may read those views and nothing else. This module
-renders that role's SQL and both servers' configuration files; it imports
-nothing but the standard library, so it runs on a mail host without Odoo:
+They read the SQL views that ``emboux_mail_api`` keeps in the schema
+``emboux_mailserver`` (see models/emboux_mail_server.py), through a
+PostgreSQL role that may read those views and nothing else. The policy
+service (``policyd.py``) logs in with a second role, which may only run the
+functions that count outgoing mail. This module renders both roles' SQL and
+the servers' configuration files; it imports nothing but the standard
+library, so it runs on a mail host without Odoo:
 
     python3 emboux_mail_api/services/mailserver.py --dbname odoo --out /tmp/conf \\
-        --db-host 10.0.0.5 --role mailserver --password '...'
+        --db-host 10.0.0.5 --role mailserver --password '...' \\
+        --policy-password '...'
 
-prints the SQL for a database superuser and writes ``postfix/`` and
-``dovecot/`` below ``--out``.
+prints the SQL for a database superuser and writes ``postfix/``,
+``dovecot/`` and ``opendkim/`` below ``--out``.
 """
 
 import argparse
@@ -39,6 +43,17 @@ class MailServerSettings:
     mail_root: str = "/var/vmail"  # maildirs: <mail_root>/<domain>/<local>/
     vmail_uid: int = 5000
     vmail_gid: int = 5000
+    # submission (mail clients send through it): STARTTLS, then SASL
+    # through Dovecot, then the policy service and the DKIM signer
+    submission_address: str = "0.0.0.0:587"
+    tls_cert: str = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+    tls_key: str = "/etc/ssl/private/ssl-cert-snakeoil.key"
+    policy_service: str = "inet:127.0.0.1:10040"
+    policy_timeout: str = "10s"
+    policy_role: str = "emboux_policy"  # may run the counting functions only
+    policy_password: str = ""
+    dkim_port: int = 8891  # OpenDKIM's milter socket, on loopback
+    relayhost: str = ""  # where outgoing mail goes; empty: straight to the MX
     postfix_extra: dict = dataclasses.field(default_factory=dict)
 
 
@@ -66,7 +81,49 @@ def role_sql(settings):
             # views that a module upgrade re-creates get the grant again
             f'ALTER DEFAULT PRIVILEGES FOR ROLE "{s.odoo_role}" IN SCHEMA {SCHEMA} '
             f"GRANT SELECT ON TABLES TO {role};",
+            *_policy_role_sql(s),
         ]
+    )
+
+
+# what the policy service calls (see models/emboux_mail_server.py)
+POLICY_FUNCTIONS = (
+    "outbound_check(text, bigint)",
+    "outbound_count(text, text, integer, bigint)",
+    "outbound_delivery(text, text, text)",
+)
+
+
+def _policy_role_sql(settings):
+    """The policy service's role: it may run the counting functions, which
+    write with their owner's rights, and read nothing."""
+    s, role = settings, f'"{settings.policy_role}"'
+    if not s.policy_password:
+        return []
+    return [
+        "DO $$ BEGIN",
+        "  IF NOT EXISTS (SELECT FROM pg_roles",
+        f"                 WHERE rolname = {_literal(s.policy_role)}) THEN",
+        f"    CREATE ROLE {role} LOGIN NOINHERIT;",
+        "  END IF;",
+        "END $$;",
+        f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+        f"NOINHERIT PASSWORD {_literal(s.policy_password)};",
+        f'GRANT CONNECT ON DATABASE "{s.dbname}" TO {role};',
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role};",
+        *(
+            f"GRANT EXECUTE ON FUNCTION {SCHEMA}.{name} TO {role};"
+            for name in POLICY_FUNCTIONS
+        ),
+    ]
+
+
+def policy_dsn(settings):
+    """The connection string of the policy service (``policyd.py --dsn``)."""
+    s = settings
+    return (
+        f"host={s.db_host} port={s.db_port} dbname={s.dbname} "
+        f"user={s.policy_role} password={s.policy_password}"
     )
 
 
@@ -91,6 +148,10 @@ def postfix_files(settings):
         # mailboxes map to themselves there, so a catch-all never takes
         # the mail of a real mailbox (the exact address is looked up first)
         "pgsql-aliases.cf": f"SELECT destination {view}aliases WHERE source = '%s'",
+        # who may send as an address: its mailbox, or the mailbox an alias
+        # of the same tenant points at (the policy service refuses suspended
+        # and unverified domains with their own text)
+        "pgsql-senders.cf": f"SELECT login {view}senders WHERE sender = '%s'",
         # suspended and unverified domains (the file keeps its first name)
         "pgsql-suspended.cf": (
             "SELECT 'REJECT 5.7.1 ' || reason "
@@ -125,11 +186,61 @@ def postfix_files(settings):
         ),
         "alias_maps": "",
         "alias_database": "",
+        # queue ids unique over time: the policy service keys on them
+        "enable_long_queue_ids": "yes",
+        "relayhost": s.relayhost,
+        # submission: see the service in master.cf
+        "emboux_submission_client_restrictions": "permit_sasl_authenticated, reject",
+        "emboux_submission_recipient_restrictions": (
+            "reject_non_fqdn_recipient, reject_sender_login_mismatch, "
+            f"check_policy_service {s.policy_service}, "
+            "permit_sasl_authenticated, reject"
+        ),
+        # counted once per message, when its size and recipients are known
+        "emboux_submission_data_restrictions": (
+            f"check_policy_service {s.policy_service}"
+        ),
+        "smtpd_sender_login_maps": f"pgsql:{conf}/pgsql-senders.cf",
+        # a policy service that does not answer pauses sending, visibly
+        "smtpd_policy_service_timeout": s.policy_timeout,
+        "smtpd_policy_service_try_limit": "2",
+        "smtpd_policy_service_default_action": (
+            "451 4.3.5 Sending is paused: the outbound policy service does not "
+            "answer, try again later"
+        ),
+        "smtpd_tls_cert_file": s.tls_cert,
+        "smtpd_tls_key_file": s.tls_key,
+        "smtpd_sasl_type": "dovecot",
+        # Dovecot's auth socket, relative to the queue directory
+        "smtpd_sasl_path": "private/auth",
+        "milter_default_action": "tempfail",
         **s.postfix_extra,
     }
     main_cf = "".join(f"{key} = {value}\n" for key, value in main.items())
+    submission = " ".join(
+        f"-o {name}={value}"
+        for name, value in (
+            ("syslog_name", "postfix/submission"),
+            ("smtpd_tls_security_level", "encrypt"),
+            ("smtpd_tls_auth_only", "yes"),
+            ("smtpd_sasl_auth_enable", "yes"),
+            ("smtpd_client_restrictions", "$emboux_submission_client_restrictions"),
+            ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"),
+            (
+                "smtpd_recipient_restrictions",
+                "$emboux_submission_recipient_restrictions",
+            ),
+            (
+                "smtpd_end_of_data_restrictions",
+                "$emboux_submission_data_restrictions",
+            ),
+            ("smtpd_milters", f"inet:127.0.0.1:{s.dkim_port}"),
+            ("milter_macro_daemon_name", "ORIGINATING"),
+        )
+    )
     master_cf = (
         f"{s.smtp_address} inet n - n - - smtpd\n"
+        f"{s.submission_address} inet n - n - - smtpd {submission}\n"
         "pickup    unix  n       -       n       60      1       pickup\n"
         "cleanup   unix  n       -       n       -       0       cleanup\n"
         "qmgr      unix  n       -       n       300     1       qmgr\n"
@@ -157,6 +268,35 @@ def postfix_files(settings):
     return files
 
 
+def opendkim_files(settings):
+    """``{file name: content}`` of an OpenDKIM signer (``opendkim -x FILE``)
+    reading its key and signing tables from the views (``dsn:pgsql``,
+    Debian's libopendbx1-pgsql)."""
+    s = settings
+    run = Path(s.run_dir) / "opendkim"
+    dsn = (
+        f"dsn:pgsql://{s.role}:{s.password}@{s.db_port}+{s.db_host}/{s.dbname}"
+        f"/table={SCHEMA}."
+    )
+    conf = {
+        "Mode": "s",
+        "Socket": f"inet:{s.dkim_port}@127.0.0.1",
+        "PidFile": f"{run}/opendkim.pid",
+        "UserID": "opendkim",
+        "Syslog": "yes",
+        "Canonicalization": "relaxed/simple",
+        # a copy of From added on the way cannot pass as signed
+        "OversignHeaders": "From",
+        # mail of the submission service is the mail to sign
+        "MTA": "ORIGINATING",
+        "KeyTable": (
+            f"{dsn}dkim_keys?keycol=id?datacol=domain_name,selector,private_key"
+        ),
+        "SigningTable": f"{dsn}dkim_signing?keycol=author?datacol=key_id",
+    }
+    return {"opendkim.conf": "".join(f"{k} {v}\n" for k, v in conf.items())}
+
+
 def dovecot_files(settings):
     """``{file name: content}`` of a Dovecot instance (``dovecot -c FILE``)."""
     s = settings
@@ -171,9 +311,11 @@ def dovecot_files(settings):
         "default_pass_scheme = SHA512-CRYPT\n"
         # mailboxes of a suspended or unverified domain cannot log in; mail
         # accepted before a suspension is still delivered (the user query
-        # ignores it)
+        # ignores it). Submission (service smtp) authenticates them so that
+        # the policy service can refuse their mail with the reason.
         'password_query = SELECT "user", password FROM '
-        f"{SCHEMA}.users WHERE \"user\" = '%u' AND login_allowed\n"
+        f"{SCHEMA}.users WHERE \"user\" = '%u' "
+        "AND (login_allowed OR '%s' = 'smtp')\n"
         "user_query = SELECT "
         f"'{s.mail_root}/' || maildir AS home, "
         f"'maildir:{s.mail_root}/' || maildir AS mail, "
@@ -224,6 +366,13 @@ service lmtp {{
     port = {s.lmtp_port}
   }}
 }}
+service auth {{
+  unix_listener {Path(s.run_dir) / "postfix" / "queue" / "private" / "auth"} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
 passdb {{
   driver = sql
   args = {run}/dovecot-sql.conf.ext
@@ -242,6 +391,7 @@ def write(settings, out):
     for name, files in (
         ("postfix", postfix_files(settings)),
         ("dovecot", dovecot_files(settings)),
+        ("opendkim", opendkim_files(settings)),
     ):
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -251,7 +401,9 @@ def write(settings, out):
             # map files and the SQL file hold the role's password
             os.chmod(
                 path,
-                0o640 if file_name.startswith(("pgsql-", "dovecot-sql")) else 0o644,
+                0o640
+                if file_name.startswith(("pgsql-", "dovecot-sql", "opendkim"))
+                else 0o644,
             )
         folders[name] = folder
     return folders

@@ -32,6 +32,8 @@ TEST_PACKAGES = {
     "/usr/lib/dovecot/lmtp": "dovecot-lmtpd",
     "/usr/lib/dovecot/modules/auth/libdriver_pgsql.so": "dovecot-pgsql",
     "swaks": "swaks",
+    "opendkim": "opendkim",
+    "/usr/lib/opendbx/libpgsqlbackend.so": "libopendbx1-pgsql",
 }
 
 
