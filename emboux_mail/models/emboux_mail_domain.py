@@ -36,6 +36,14 @@ OUTBOUND_PLAN = (
 )
 # the sending settings a customer may change itself
 OUTBOUND_CUSTOMER = ("outbound_daily_limit", "outbound_monthly_limit")
+# the sending settings an upstream EmBoux API holds (PUT .../outbound)
+OUTBOUND_SYNCED = (
+    "outbound_tier",
+    "outbound_status",
+    "outbound_enforcement",
+    "outbound_daily_limit",
+    "outbound_monthly_limit",
+)
 # the one2many fields of a domain that a form may fill on creation
 INLINE_CHILDREN = ("mailbox_ids", "alias_ids", "child_ids")
 MEBIBYTE = 1024 * 1024
@@ -1015,7 +1023,14 @@ class EmbouxMailDomain(models.Model):
 
     def _emboux_sync_snapshot(self, vals):
         """What ``_emboux_sync_written`` compares, before a write."""
-        watched = {"suspended", "suspension_reason", "parent_id", "is_wildcard"}
+        watched = {
+            "suspended",
+            "suspension_reason",
+            "parent_id",
+            "is_wildcard",
+            *OUTBOUND_SYNCED,
+            "transfer_monthly_mb",
+        }
         if self._emboux_sync_only(vals) or not watched & set(vals):
             return {}
         if not self._emboux_sync_configured():
@@ -1026,6 +1041,8 @@ class EmbouxMailDomain(models.Model):
                 "reason": domain.suspension_reason or None,
                 "parent_domain": domain.parent_id.name or None,
                 "is_wildcard": domain.is_wildcard,
+                "outbound": {name: domain[name] for name in OUTBOUND_SYNCED},
+                "transfer_monthly_mb": domain.transfer_monthly_mb,
             }
             for domain in self
         }
@@ -1062,4 +1079,24 @@ class EmbouxMailDomain(models.Model):
                         name=domain.name,
                         previous={k: old[k] for k in parent},
                     ),
+                )
+            outbound = {name: domain[name] for name in OUTBOUND_SYNCED}
+            changed = {k: v for k, v in outbound.items() if v != old["outbound"][k]}
+            if changed:
+                domain._emboux_sync_enqueue(
+                    "domain_outbound",
+                    {
+                        "name": domain.name,
+                        "values": changed,
+                        "previous": {k: old["outbound"][k] for k in changed},
+                    },
+                )
+            if domain.transfer_monthly_mb != old["transfer_monthly_mb"]:
+                domain._emboux_sync_enqueue(
+                    "domain_transfer",
+                    {
+                        "name": domain.name,
+                        "transfer_monthly_mb": domain.transfer_monthly_mb,
+                        "previous_mb": old["transfer_monthly_mb"],
+                    },
                 )

@@ -24,6 +24,8 @@ OPERATIONS = [
     ("domain_activate", "Activate domain"),
     ("domain_owner", "Change domain owner"),
     ("domain_parent", "Change domain parent"),
+    ("domain_outbound", "Change domain sending"),
+    ("domain_transfer", "Change domain transfer"),
     ("mailbox_create", "Create mailbox"),
     ("mailbox_password", "Change mailbox password"),
     ("mailbox_quota", "Change mailbox quota"),
@@ -170,6 +172,10 @@ class EmbouxMailSyncEvent(models.Model):
             "domain_parent": lambda: client.set_parent(
                 p["name"], p.get("parent_domain"), p.get("is_wildcard", False)
             ),
+            "domain_outbound": lambda: client.set_outbound(p["name"], p["values"]),
+            "domain_transfer": lambda: client.set_transfer(
+                p["name"], p["transfer_monthly_mb"]
+            ),
             "mailbox_create": lambda: client.create_mailbox(
                 p["domain_name"], p["email"], secret
             ),
@@ -239,6 +245,10 @@ class EmbouxMailSyncEvent(models.Model):
             return op, dict(p, partner_ref=p.get("previous_ref"))
         if op == "domain_parent":
             return op, dict(p, **p.get("previous", {}))
+        if op == "domain_outbound":
+            return op, dict(p, values=p["previous"])
+        if op == "domain_transfer":
+            return op, dict(p, transfer_monthly_mb=p["previous_mb"])
         if op == "mailbox_quota":
             return op, dict(p, quota_mb=p.get("previous_quota_mb"))
         if op == "alias_delete" and p.get("destination"):

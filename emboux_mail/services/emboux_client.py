@@ -286,6 +286,19 @@ class EmbouxClient:
     def dns_check(self, name):
         return self._json("GET", f"/domains/{_segment(name)}/dns-check")
 
+    def get_outbound(self, name):
+        return self._json("GET", f"/domains/{_segment(name)}/outbound")
+
+    def set_outbound(self, name, values):
+        """A partial update of the sending settings; a customer token may
+        send only the two limits."""
+        return self._json("PUT", f"/domains/{_segment(name)}/outbound", values)
+
+    def set_transfer(self, name, transfer_monthly_mb):
+        """Master only: the monthly transfer in MB (0: unlimited)."""
+        body = {"transfer_monthly_mb": transfer_monthly_mb}
+        return self._json("PUT", f"/domains/{_segment(name)}/transfer", body)
+
     def set_owner(self, name, partner_ref):
         """Master only; ``partner_ref=None`` orphans the domain."""
         body = {"partner_ref": partner_ref}

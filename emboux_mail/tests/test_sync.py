@@ -335,6 +335,50 @@ class TestSync(ConnectedCase):
         self.assertEqual(grace.state, "closed")
         self.assertFalse(any(domains.mapped("suspended")))
 
+    def test_sending_settings_go_upstream_and_come_back_on_refusal(self):
+        domain = self.make_domain("send.sync.example")
+        self.commit()
+        self.upstream.calls.clear()
+        domain.write({"outbound_daily_limit": 250, "outbound_enforcement": "soft"})
+        domain.transfer_monthly_mb = 2048
+        self.commit()
+        self.assertEqual(
+            self.upstream.calls,
+            [
+                (
+                    "set_outbound",
+                    (
+                        "send.sync.example",
+                        {"outbound_enforcement": "soft", "outbound_daily_limit": 250},
+                    ),
+                ),
+                ("set_transfer", ("send.sync.example", 2048)),
+            ],
+        )
+        # a refusal takes the change back on both sides
+        self.upstream.calls.clear()
+        self.upstream.fail["set_transfer"] = ec.EmbouxBadRequest(
+            "400", 400, "Transfer too large"
+        )
+        domain.outbound_monthly_limit = 99
+        domain.transfer_monthly_mb = 999999
+        error = self.commit_refused(EmbouxValidationError)
+        self.assertIn("Transfer too large", str(error))
+        self.assertEqual(
+            self.upstream.calls,
+            [
+                ("set_outbound", ("send.sync.example", {"outbound_monthly_limit": 99})),
+                ("set_transfer", ("send.sync.example", 999999)),
+                (
+                    "set_outbound",
+                    ("send.sync.example", {"outbound_monthly_limit": 10000}),
+                ),
+            ],
+        )
+        self.assertEqual(
+            (domain.outbound_monthly_limit, domain.transfer_monthly_mb), (10000, 2048)
+        )
+
 
 class FakeListingUpstream(FakeUpstream):
     """A fake upstream that also answers the lists the reconcile reads;
