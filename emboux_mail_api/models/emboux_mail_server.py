@@ -57,7 +57,12 @@ VIEWS = {
                d.name || '/' || split_part(m.email, '@', 1) || '/' AS maildir,
                '*:storage=' || coalesce(m.quota_mb, 0) || 'M' AS quota_rule,
                d.suspended IS TRUE AS suspended,
-               d.verified IS TRUE AND d.suspended IS NOT TRUE AS login_allowed
+               d.verified IS TRUE AND d.suspended IS NOT TRUE AS login_allowed,
+               CASE WHEN d.verified IS NOT TRUE
+                    THEN 'Domain not verified: ' || d.name
+                    WHEN d.suspended IS TRUE
+                    THEN 'Domain suspended: ' || d.name
+               END AS login_refusal
           FROM emboux_mail_mailbox m
           JOIN emboux_mail_domain d ON d.id = m.domain_id
     """,

@@ -309,13 +309,15 @@ def dovecot_files(settings):
         "driver = pgsql\n"
         f"connect = {connect}\n"
         "default_pass_scheme = SHA512-CRYPT\n"
-        # mailboxes of a suspended or unverified domain cannot log in; mail
-        # accepted before a suspension is still delivered (the user query
-        # ignores it). Submission (service smtp) authenticates them so that
-        # the policy service can refuse their mail with the reason.
-        'password_query = SELECT "user", password FROM '
-        f"{SCHEMA}.users WHERE \"user\" = '%u' "
-        "AND (login_allowed OR '%s' = 'smtp')\n"
+        # mailboxes of a suspended or unverified domain cannot log in, and
+        # whoever knows the password is told why; Postfix's SASL ignores
+        # nologin, so submission lets them in and the policy service refuses
+        # each recipient with the reason. Mail accepted before a suspension
+        # is still delivered (the user query ignores it).
+        'password_query = SELECT "user", password, '
+        "CASE WHEN login_allowed THEN NULL ELSE 'Y' END AS nologin, "
+        f"login_refusal AS reason FROM {SCHEMA}.users "
+        "WHERE \"user\" = '%u'\n"
         "user_query = SELECT "
         f"'{s.mail_root}/' || maildir AS home, "
         f"'maildir:{s.mail_root}/' || maildir AS mail, "
