@@ -42,6 +42,27 @@ QUOTAS = {
     "expires_at": Field("datetime", nullable=True, description="null = never"),
 }
 TEXT = Field("str", required=True, min_length=1)
+LIMIT = Field(
+    "int",
+    minimum=0,
+    description="Messages; 0 = unlimited (master only). A customer may set 1 "
+    "to its plan's maximum.",
+)
+OUTBOUND = {
+    "outbound_daily_limit": LIMIT,
+    "outbound_monthly_limit": LIMIT,
+    "outbound_tier": Field(
+        "str", choices=("shared", "dedicated"), description="Master only"
+    ),
+    "outbound_enforcement": Field(
+        "str",
+        choices=("soft", "hard"),
+        description="Master only: soft sends and bills the overage, hard refuses",
+    ),
+    "outbound_status": Field(
+        "str", choices=("active", "suspended"), description="Master only"
+    ),
+}
 SCHEMAS = {
     "Domain": {"id": "int", "name": "str", "created_at": "str"},
     "DomainItem": {
@@ -101,6 +122,33 @@ SCHEMAS = {
     "Suspension": {"name": "str", "suspended": "bool", "message": "str"},
     "DnsCheck": {"name": "str", "all_ok": "bool", "records": "array"},
     "Message": {"message": "str"},
+    "Outbound": {
+        "name": "str",
+        "outbound_tier": "str",
+        "outbound_status": "str",
+        "outbound_daily_limit": "int",
+        "outbound_monthly_limit": "int",
+        "outbound_sent_today": "int",
+        "outbound_sent_month": "int",
+        "outbound_enforcement": "str",
+        "bounce_count": "int",
+        "complaint_count": "int",
+        "bounce_rate": "number",
+        "complaint_rate": "number",
+        "ses_verified": "bool",
+    },
+    "OutboundIncrement": {
+        "name": "str",
+        "outbound_sent_today": "int",
+        "outbound_sent_month": "int",
+        "allowed": "bool",
+        "reason": "str",
+    },
+    "Transfer": {
+        "name": "str",
+        "transfer_monthly_mb": "int",
+        "transfer_used_mb": "number",
+    },
     "Quota": {"email": "str", "quota_mb": "int"},
     "Usage": {
         "token": "str",
@@ -195,7 +243,8 @@ def _serve(route, handler, controller, path_values):
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 text = "\x00"
-            body = validate(route.body, parse_json(text), "body")
+            data = parse_json(text) if route.body_required or text.strip() else {}
+            body = validate(route.body, data, "body")
             _check_names(body)
         query = validate(route.query, httprequest.args.to_dict(), "query")
         result = handler(controller, api, caller, body=body, query=query, **path_values)
@@ -437,6 +486,87 @@ class EmbouxApiController(http.Controller):
     )
     def domain_activate(self, api, caller, body, query, domain_name):
         return api._api_set_suspended(caller, domain_name, False)
+
+    # -- outbound mail and transfer --------------------------------------------
+    @api_route(
+        Route(
+            "GET",
+            "/domains/{domain_name}/outbound",
+            "Read a domain's sending limits, counters and reputation",
+            response="Outbound",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_outbound(self, api, caller, body, query, domain_name):
+        return api._api_outbound(caller, domain_name)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/outbound",
+            "Change a domain's sending settings (a customer: only the two "
+            "limits, within its plan)",
+            body=OUTBOUND,
+            response="Outbound",
+            errors=(
+                (403, "Master token required"),
+                (403, "Outbound limit exceeds plan maximum (N)"),
+                (404, "Domain not found"),
+            ),
+        )
+    )
+    def domain_outbound_set(self, api, caller, body, query, domain_name):
+        return api._api_outbound(caller, domain_name, body)
+
+    @api_route(
+        Route(
+            "POST",
+            "/domains/{domain_name}/outbound/increment",
+            "Check the sending limits and count one outgoing message",
+            master=True,
+            body={
+                "recipients": Field("int", minimum=1, default=1),
+                "size": Field("int", minimum=0, default=0, description="Bytes"),
+            },
+            body_required=False,
+            response="OutboundIncrement",
+            errors=((403, "Master token required"), (404, "Domain not found")),
+        )
+    )
+    def domain_outbound_increment(self, api, caller, body, query, domain_name):
+        return api._api_outbound_increment(
+            caller, domain_name, body["recipients"], body["size"]
+        )
+
+    @api_route(
+        Route(
+            "GET",
+            "/domains/{domain_name}/transfer",
+            "Read a domain's monthly transfer ceiling and use",
+            response="Transfer",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_transfer(self, api, caller, body, query, domain_name):
+        return api._api_transfer(caller, domain_name)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/transfer",
+            "Set a domain's monthly transfer ceiling",
+            master=True,
+            body={
+                "transfer_monthly_mb": Field(
+                    "int", required=True, minimum=0, description="MB; 0 = unlimited"
+                )
+            },
+            response="Transfer",
+            errors=((403, "Master token required"), (404, "Domain not found")),
+        )
+    )
+    def domain_transfer_set(self, api, caller, body, query, domain_name):
+        return api._api_transfer(caller, domain_name, body["transfer_monthly_mb"])
 
     # -- mailboxes -------------------------------------------------------------
     @api_route(

@@ -3,6 +3,7 @@ import os
 from dataclasses import dataclass
 
 from odoo import api, models
+from odoo.tools import SQL
 
 from odoo.addons.emboux_mail.exceptions import (
     EmbouxForbidden,
@@ -44,6 +45,22 @@ KEY_SETTINGS = (
     "aliases_per_mailbox",
     "active",
     "expires_at",
+)
+
+# what GET /domains/{name}/outbound answers beside the name, in its order
+OUTBOUND_FIELDS = (
+    "outbound_tier",
+    "outbound_status",
+    "outbound_daily_limit",
+    "outbound_monthly_limit",
+    "outbound_sent_today",
+    "outbound_sent_month",
+    "outbound_enforcement",
+    "bounce_count",
+    "complaint_count",
+    "bounce_rate",
+    "complaint_rate",
+    "ses_verified",
 )
 
 
@@ -349,6 +366,63 @@ class EmbouxMailApi(models.AbstractModel):
             domain._emboux_activate(caller.role)
         message = "Domain suspended" if suspended else "Domain activated"
         return {"name": domain.name, "suspended": domain.suspended, "message": message}
+
+    # -- outbound mail and transfer --------------------------------------------
+    @api.model
+    def _api_outbound(self, caller, name, values=None):
+        """The domain's sending settings and figures, after changing
+        ``values`` (the rules refuse what the caller's role may not set)."""
+        domain = self._api_domain(caller, name)
+        if values:
+            domain._emboux_set_outbound(values, caller.role)
+        return {
+            "name": domain.name,
+            **{field: domain[field] for field in OUTBOUND_FIELDS},
+        }
+
+    @api.model
+    def _api_outbound_increment(self, caller, name, recipients=1, size=0):
+        """Count one outgoing message as the mail server's policy service
+        does, with the same function: the caps are checked and the counters
+        moved atomically, under the counter's row lock."""
+        domain = self._api_domain(caller, name)
+        Counter = self.env["emboux.mail.outbound.counter"]
+        # the function reads the tables: pending writes first, fresh rows after
+        domain.flush_recordset()
+        Counter.flush_model()
+        self.env.cr.execute(
+            SQL(
+                "SELECT * FROM emboux_mailserver.outbound_count(NULL, %s, %s, %s)",
+                domain.name,
+                recipients,
+                size,
+            )
+        )
+        verdict = self.env.cr.dictfetchone()
+        Counter.invalidate_model()
+        domain.invalidate_recordset()
+        return {
+            "name": domain.name,
+            "outbound_sent_today": verdict["sent_today"],
+            "outbound_sent_month": verdict["sent_month"],
+            "allowed": verdict["allowed"],
+            "reason": verdict["reason"] or None,
+        }
+
+    @api.model
+    def _api_transfer(self, caller, name, transfer_monthly_mb=None):
+        """The monthly transfer ceiling and use; only the operator sets the
+        ceiling (the route and the rules both refuse a customer)."""
+        domain = self._api_domain(caller, name)
+        if transfer_monthly_mb is not None:
+            domain._emboux_set_outbound(
+                {"transfer_monthly_mb": transfer_monthly_mb}, caller.role
+            )
+        return {
+            "name": domain.name,
+            "transfer_monthly_mb": domain.transfer_monthly_mb,
+            "transfer_used_mb": round(domain.transfer_used_mb, 2),
+        }
 
     # -- mailboxes -------------------------------------------------------------
     @api.model

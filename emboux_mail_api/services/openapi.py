@@ -3,7 +3,7 @@ controllers that validate requests against the same description."""
 
 from dataclasses import dataclass, field
 
-from .validation import Field
+from .validation import MISSING, Field
 
 FIELD_TYPES = {
     "str": {"type": "string"},
@@ -22,6 +22,7 @@ class Route:
     summary: str
     master: bool = False
     body: dict = field(default_factory=dict)
+    body_required: bool = True  # False: an empty body stands for ``{}``
     query: dict = field(default_factory=dict)
     status: int = 200
     response: str | None = None  # a component schema name, "[Name]" for a list
@@ -47,6 +48,10 @@ def _field_schema(spec: Field):
     ):
         if value is not None:
             schema[key] = value
+    if spec.choices:
+        schema["enum"] = list(spec.choices)
+    if spec.default is not MISSING:
+        schema["default"] = spec.default
     if spec.nullable:
         schema["type"] = [schema["type"], "null"]
     if spec.description:
@@ -124,7 +129,7 @@ def _operation(route):
     }
     if route.body:
         operation["requestBody"] = {
-            "required": True,
+            "required": route.body_required,
             "content": {"application/json": {"schema": _object_schema(route.body)}},
         }
     if route.master:

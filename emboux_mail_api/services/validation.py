@@ -25,6 +25,7 @@ class Field:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
+    choices: tuple = ()  # the only values a "str" may take (an enum)
     description: str = ""
     default: object = MISSING
 
@@ -60,6 +61,11 @@ def _check_string(value, spec, location, name):
     if spec.pattern and not re.fullmatch(spec.pattern, value):
         message = f"String should match pattern '{spec.pattern}'"
         return None, error(location, name, message, "string_pattern_mismatch", value)
+    if spec.choices and value not in spec.choices:
+        quoted = [f"'{choice}'" for choice in spec.choices]
+        expected = " or ".join(filter(None, [", ".join(quoted[:-1]), quoted[-1]]))
+        message = f"Input should be {expected}"
+        return None, error(location, name, message, "enum", value)
     return value, None
 
 

@@ -3,6 +3,7 @@ from . import test_auth
 from . import test_isolation
 from . import test_domains
 from . import test_domain_actions
+from . import test_outbound
 from . import test_users
 from . import test_aliases
 from . import test_api_keys

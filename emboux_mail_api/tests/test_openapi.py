@@ -15,6 +15,11 @@ CONTRACT = [
     ("PUT", "/domains/{domain_name}/owner", True, True),
     ("PUT", "/domains/{domain_name}/suspend", False, False),
     ("PUT", "/domains/{domain_name}/activate", False, False),
+    ("GET", "/domains/{domain_name}/outbound", False, False),
+    ("PUT", "/domains/{domain_name}/outbound", False, True),
+    ("POST", "/domains/{domain_name}/outbound/increment", True, True),
+    ("GET", "/domains/{domain_name}/transfer", False, False),
+    ("PUT", "/domains/{domain_name}/transfer", True, True),
     ("POST", "/users/", False, True),
     ("GET", "/users/", False, False),
     ("PUT", "/users/{email}", False, True),
@@ -44,6 +49,21 @@ ERRORS = {
     ],
     ("PUT", "/domains/{domain_name}/owner"): [
         "No active api_key for partner_ref=",
+        "Master token required",
+        "Domain not found",
+    ],
+    ("GET", "/domains/{domain_name}/outbound"): ["Domain not found"],
+    ("PUT", "/domains/{domain_name}/outbound"): [
+        "Master token required",
+        "Outbound limit exceeds plan maximum",
+        "Domain not found",
+    ],
+    ("POST", "/domains/{domain_name}/outbound/increment"): [
+        "Master token required",
+        "Domain not found",
+    ],
+    ("GET", "/domains/{domain_name}/transfer"): ["Domain not found"],
+    ("PUT", "/domains/{domain_name}/transfer"): [
         "Master token required",
         "Domain not found",
     ],
@@ -125,3 +145,48 @@ class TestOpenapi(EmbouxApiCase):
             self.assertIn("X-Total-Count", ok["headers"])
             names = {p["name"] for p in self._operation("GET", path)["parameters"]}
             self.assertLessEqual({"limit", "offset"}, names)
+
+    def test_outbound_schemas(self):
+        """The outbound routes answer their documented objects; the
+        increment's body is optional and documents its defaults, and the
+        settings' enums are listed."""
+        schemas = self.document["components"]["schemas"]
+        for method, path, schema in (
+            ("GET", "/domains/{domain_name}/outbound", "Outbound"),
+            ("PUT", "/domains/{domain_name}/outbound", "Outbound"),
+            ("POST", "/domains/{domain_name}/outbound/increment", "OutboundIncrement"),
+            ("GET", "/domains/{domain_name}/transfer", "Transfer"),
+            ("PUT", "/domains/{domain_name}/transfer", "Transfer"),
+        ):
+            with self.subTest(method=method, path=path):
+                ok = self._operation(method, path)["responses"]["200"]
+                ref = ok["content"]["application/json"]["schema"]["$ref"]
+                self.assertEqual(ref, f"#/components/schemas/{schema}")
+                self.assertIn(schema, schemas)
+        self.assertEqual(
+            schemas["Outbound"]["properties"]["bounce_rate"], {"type": "number"}
+        )
+        self.assertEqual(
+            set(schemas["OutboundIncrement"]["properties"]),
+            {"name", "outbound_sent_today", "outbound_sent_month", "allowed", "reason"},
+        )
+        increment = self._operation("POST", "/domains/{domain_name}/outbound/increment")
+        body = increment["requestBody"]
+        self.assertFalse(body["required"])
+        properties = body["content"]["application/json"]["schema"]["properties"]
+        self.assertEqual(properties["recipients"]["default"], 1)
+        self.assertEqual(properties["recipients"]["minimum"], 1)
+        self.assertEqual(properties["size"]["default"], 0)
+        outbound = self._operation("PUT", "/domains/{domain_name}/outbound")
+        self.assertTrue(outbound["requestBody"]["required"])
+        schema = outbound["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(schema["required"], [])
+        self.assertEqual(
+            schema["properties"]["outbound_tier"]["enum"], ["shared", "dedicated"]
+        )
+        self.assertEqual(
+            schema["properties"]["outbound_enforcement"]["enum"], ["soft", "hard"]
+        )
+        transfer = self._operation("PUT", "/domains/{domain_name}/transfer")
+        schema = transfer["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(schema["required"], ["transfer_monthly_mb"])
