@@ -1,8 +1,9 @@
 """The customer portal of mail hosting, at ``/my/email``.
 
 A tenant's portal users list their domains, open one to see its mailboxes,
-aliases, quota and the DNS records to publish, create and delete mailboxes
-and aliases, change mailbox passwords, and manage their API keys.
+aliases, quota, sending figures and the DNS records to publish, create and
+delete mailboxes and aliases, change mailbox passwords and sending limits,
+and manage their API keys.
 
 Reads run in the portal user's own environment, so that the record rules of
 ``emboux_mail_portal_security.xml`` decide what is visible, and every search
@@ -19,13 +20,18 @@ from werkzeug.exceptions import HTTPException, NotFound
 from odoo import http
 from odoo.exceptions import UserError, ValidationError
 from odoo.http import request
+from odoo.tools import formatLang
 
 from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-from ..services import dns_checker
+from ..models.emboux_mail_domain import OUTBOUND_CUSTOMER
+from ..models.emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
+from ..services import dkim, dns_checker
 
 NAME_MAX_LENGTH = 100
+# the largest value of an integer column (a limit)
+PG_INT_MAX = 2**31 - 1
 DNS_STATE_BADGES = {
     "ok": "text-bg-success",
     "warning": "text-bg-warning",
@@ -310,6 +316,9 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_full=bool(limit) and used >= limit,
             emboux_percent=min(100, round(100 * used / limit)) if limit else 0,
             emboux_dns_records=self._emboux_dns_rows(domain),
+            emboux_sending=self._emboux_sending_usage(domain),
+            emboux_sending_fields=self._emboux_sending_fields(domain, form or {}),
+            emboux_bounce_guard=self._emboux_bounce_guard(),
             emboux_dns_badges=DNS_STATE_BADGES,
             emboux_record_badges=RECORD_STATUS_BADGES,
             emboux_password_min=self._emboux_password_min(),
@@ -341,18 +350,30 @@ class EmbouxMailPortal(CustomerPortal):
             )
             label = env._("Not checked")
             records = [(record, "unchecked", label, "") for record in expected]
-        return [
-            {
-                "type": record.record_type,
-                "kind": record.kind,
-                "name": record.name,
-                "value": self._emboux_publish_value(record),
-                "status": status,
-                "label": label,
-                "found": found,
-            }
-            for record, status, label, found in records
-        ]
+        rows = []
+        for record, status, label, found in records:
+            value = self._emboux_publish_value(record)
+            rows.append(
+                {
+                    "type": record.record_type,
+                    "kind": record.kind,
+                    "name": record.name,
+                    "value": value,
+                    "zone": self._emboux_zone_value(record.record_type, value),
+                    "status": status,
+                    "label": label,
+                    "found": found,
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _emboux_zone_value(record_type, value):
+        """A TXT value too long for one DNS string (a DKIM key), as the
+        quoted strings a zone file and some DNS panels want; else None."""
+        if record_type != "TXT" or not value or len(value) <= dkim.TXT_CHUNK:
+            return None
+        return " ".join(f'"{part}"' for part in dkim.txt_strings(value))
 
     @staticmethod
     def _emboux_publish_value(record):
@@ -365,6 +386,77 @@ class EmbouxMailPortal(CustomerPortal):
         if record.kind == "DKIM" and record.record_type == "TXT":
             return record.expected if "p=" in record.expected else None
         return record.expected
+
+    @staticmethod
+    def _emboux_sending_usage(domain):
+        """The figures of the domain's Sending card: what was used of each
+        limit, formatted, with the percentage its bar shows."""
+        env = request.env
+
+        def usage(key, label, used, limit, percent, unit=""):
+            return {
+                "key": key,
+                "label": label,
+                "used": formatLang(env, used, digits=1 if unit else 0) + unit,
+                "limit": limit and formatLang(env, limit, digits=0) + unit,
+                "percent": min(100, round(percent)),
+                "full": percent >= 100,
+            }
+
+        unit = " " + env._("MB")
+        return [
+            usage(
+                "daily",
+                env._("Sent today"),
+                domain.outbound_sent_today,
+                domain.outbound_daily_limit,
+                domain.outbound_daily_usage,
+            ),
+            usage(
+                "monthly",
+                env._("Sent this month"),
+                domain.outbound_sent_month,
+                domain.outbound_monthly_limit,
+                domain.outbound_monthly_usage,
+            ),
+            usage(
+                "transfer",
+                env._("Transferred this month"),
+                domain.transfer_used_mb,
+                domain.transfer_monthly_mb,
+                domain.transfer_usage,
+                unit,
+            ),
+        ]
+
+    @staticmethod
+    def _emboux_sending_fields(domain, form):
+        """The inputs of the sending limits form: the value typed (after a
+        refusal) or the current one, and the plan's ceiling (0: none)."""
+        env = request.env
+        tenant = domain.partner_id.sudo()
+        inputs = []
+        for name in OUTBOUND_CUSTOMER:
+            ceiling = tenant._emboux_plan_value(f"max_{name}")
+            inputs.append(
+                {
+                    "name": name,
+                    "label": domain._fields[name]._description_string(env),
+                    "value": form.get(name, domain[name]),
+                    "ceiling": ceiling,
+                    "ceiling_text": formatLang(env, ceiling, digits=0),
+                }
+            )
+        return inputs
+
+    @staticmethod
+    def _emboux_bounce_guard():
+        """``(rate, volume)`` past which the bounce guard stops a domain."""
+        params = request.env["ir.config_parameter"].sudo()
+        return (
+            float(params.get_param(*BOUNCE_RATE_LIMIT)),
+            int(params.get_param(*BOUNCE_MIN_VOLUME)),
+        )
 
     def _emboux_done(self, done, record_id):
         """The message of a change that was just made (``?done=``)."""
@@ -389,6 +481,7 @@ class EmbouxMailPortal(CustomerPortal):
             ),
             "mailbox_deleted": env._("The mailbox was deleted."),
             "alias_deleted": env._("The alias was deleted."),
+            "sending_changed": env._("The sending limits were changed."),
             "key_revoked": env._("The API key was revoked."),
             "plan_kept": env._(
                 "You keep the plan you have paid for: the change you had "
@@ -396,6 +489,46 @@ class EmbouxMailPortal(CustomerPortal):
             ),
         }
         return messages.get(done)
+
+    # -- sending ----------------------------------------------------------------
+    @http.route(
+        "/my/email/domain/<int:domain_id>/sending",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_sending(self, domain_id, **post):
+        """Change the domain's message limits; the plan's ceilings are the
+        domain model's rule (``_emboux_set_outbound``)."""
+        domain = self._emboux_domain(domain_id)
+        form = {name: post[name].strip() for name in OUTBOUND_CUSTOMER if name in post}
+        values = {}
+        for name, text in form.items():
+            value = self._emboux_whole_number(text)
+            if value is None:
+                error = request.env._(
+                    "%(field)s: type a whole number of messages.",
+                    field=domain._fields[name]._description_string(request.env),
+                )
+                return self._emboux_render_domain(domain, error=(error, 422), form=form)
+            # only what changed: a limit the operator set beyond the plan's
+            # ceiling stays as it is when the customer changes the other one
+            if value != domain[name]:
+                values[name] = value
+        _dummy, error = self._emboux_attempt(
+            lambda: domain.sudo()._emboux_set_outbound(values, by="customer")
+        )
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
+        return request.redirect(f"/my/email/domain/{domain.id}?done=sending_changed")
+
+    @staticmethod
+    def _emboux_whole_number(text):
+        """``text`` as a number an integer column holds, else None."""
+        if not (text.isascii() and text.isdigit()) or int(text) > PG_INT_MAX:
+            return None
+        return int(text)
 
     # -- mailboxes ------------------------------------------------------------
     @http.route(

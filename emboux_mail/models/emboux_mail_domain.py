@@ -247,7 +247,12 @@ class EmbouxMailDomain(models.Model):
     outbound_daily_usage = fields.Float(compute="_compute_outbound_figures")
     outbound_monthly_usage = fields.Float(compute="_compute_outbound_figures")
     transfer_usage = fields.Float(compute="_compute_outbound_figures")
-    dkim_key_ids = fields.One2many("emboux.mail.dkim.key", "domain_id", readonly=True)
+    dkim_key_ids = fields.One2many(
+        "emboux.mail.dkim.key",
+        "domain_id",
+        readonly=True,
+        context={"active_test": False},
+    )
     dkim_record_name = fields.Char(string="DKIM Record", compute="_compute_dkim_record")
     dkim_record_value = fields.Char(string="DKIM Value", compute="_compute_dkim_record")
 
@@ -692,7 +697,7 @@ class EmbouxMailDomain(models.Model):
     def _emboux_dkim_key(self, generate=True):
         """The key this domain's mail is signed with."""
         signer = self._emboux_dkim_signer()
-        key = signer.sudo().dkim_key_ids[:1]
+        key = signer.sudo().dkim_key_ids.filtered("active")[:1]
         if not key and generate:
             key = self.env["emboux.mail.dkim.key"]._emboux_generate(
                 signer, signer._emboux_next_selector()

@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services import dns_checker
+from .emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
 
 
 class ResConfigSettings(models.TransientModel):
@@ -79,6 +80,20 @@ class ResConfigSettings(models.TransientModel):
         default=10,
         help="Mailbox passwords shorter than this are refused everywhere: "
         "REST API, portal, backend and imports.",
+    )
+    emboux_bounce_rate_limit = fields.Float(
+        string="Bounce Rate Limit (%)",
+        config_parameter=BOUNCE_RATE_LIMIT[0],
+        default=BOUNCE_RATE_LIMIT[1],
+        help="A domain whose recipients bounce at this rate or more stops "
+        "sending until an operator sets its Sending back to Active.",
+    )
+    emboux_bounce_min_volume = fields.Integer(
+        string="Minimum Volume",
+        config_parameter=BOUNCE_MIN_VOLUME[0],
+        default=BOUNCE_MIN_VOLUME[1],
+        help="The bounce rate is judged once this many recipients' deliveries "
+        "have ended: a few early bounces do not stop a domain.",
     )
     emboux_dns_nameservers = fields.Char(
         string="DNS Nameservers",
@@ -163,3 +178,26 @@ class ResConfigSettings(models.TransientModel):
                         value=str(error),
                     )
                 ) from error
+
+    @api.constrains("emboux_bounce_rate_limit", "emboux_bounce_min_volume")
+    def _check_emboux_bounce_guard(self):
+        # Settings does not store 0 (the default would come back): refuse it
+        for settings in self:
+            rate = settings.emboux_bounce_rate_limit
+            if not 0 < rate <= 100:
+                raise ValidationError(
+                    self.env._(
+                        "Bounce Rate Limit: %(value)s is not a percentage above 0 "
+                        "and up to 100.",
+                        value=rate,
+                    )
+                )
+            volume = settings.emboux_bounce_min_volume
+            if volume < 1:
+                raise ValidationError(
+                    self.env._(
+                        "Minimum Volume: %(value)s is not a number of recipients "
+                        "(1 or more).",
+                        value=volume,
+                    )
+                )

@@ -13,3 +13,4 @@ from . import test_portal_safety
 from . import test_sync_take_back
 from . import test_billing
 from . import test_billing_portal
+from . import test_outbound

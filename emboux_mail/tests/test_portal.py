@@ -209,7 +209,7 @@ class TestPortal(EmbouxPortalCase):
         # forms carry the CSRF token
         tree = html.fromstring(page.text)
         forms = tree.xpath("//form[@method='post']")
-        self.assertEqual(len(forms), 3)  # new mailbox, delete alias, new alias
+        self.assertEqual(len(forms), 4)  # new mailbox, delete alias, new alias, limits
         for form in forms:
             self.assertTrue(form.xpath(".//input[@name='csrf_token']/@value"))
 
