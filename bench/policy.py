@@ -7,7 +7,9 @@ decisions per second and its latency against a policy server that answers
 DUNNO without looking at anything (the same server and handler classes, no
 database), in the same run, through the same client: N processes, each with
 one persistent connection, sending a mix of RCPT and END-OF-MESSAGE requests
-as Postfix does for one domain far from its limits. It prints both, the
+as Postfix does for domains far from their limits (``--domains``: how
+many, each client sending for one; 1 puts every message on the same
+counter row, whose lock then sets the pace). It prints both, the
 ratio and the targets (p99 <= 5 ms, rate >= 0.5x the do-nothing rate), and
 asserts nothing: the numbers belong to the machine.
 
@@ -17,7 +19,7 @@ one database connection each) for the same requests, without a server or
 a socket in between.
 
     .venv/bin/python bench/policy.py [--clients 8] [--requests 20000]
-                                     [--socket inet|unix]
+                                     [--socket inet|unix] [--domains 8]
 
 The run is bounded (a fixed number of requests, a timeout per answer) and
 removes what it made at the end, also after an error or Ctrl-C: both policy
@@ -48,11 +50,14 @@ REPO = Path(__file__).resolve().parents[1]
 SERVICES = REPO / "emboux_mail_api" / "services"
 sys.path.insert(0, str(SERVICES))
 
+import mailserver  # noqa: E402
 import policyd  # noqa: E402
 
 DB = "emboux_bench_policy"
 ROLE = "emboux_bench_policy"
-DOMAIN = "policy-bench.example"
+# the sending domains: each client sends for one of them, as a mail host
+# serves many customers at once (``--domains 1``: all on one counter row)
+DOMAINS = 8
 # recipients per message, in turn: 1.6 RCPT requests per END-OF-MESSAGE
 RECIPIENTS = (1, 1, 2, 1, 3)
 CLIENTS = 8
@@ -71,8 +76,12 @@ LOGS = {
 
 
 # -- data -----------------------------------------------------------------------
-def create_domain_and_role(cluster, password):
-    """The sending domain (a row in SQL: the policy functions read nothing
+def domain_name(index):
+    return f"policy-bench-{index}.example"
+
+
+def create_domains_and_role(cluster, password, count):
+    """The sending domains (rows in SQL: the policy functions read nothing
     else), with limits far above what the run sends, and the daemon's role."""
     dsn = cluster.dsn_args  # Odoo's own connection: the socket, role emboux
     connection = psycopg2.connect(
@@ -80,7 +89,7 @@ def create_domain_and_role(cluster, password):
     )
     with contextlib.closing(connection):
         with connection, connection.cursor() as cr:
-            cr.execute(
+            cr.executemany(
                 """
                 INSERT INTO emboux_mail_domain (
                     name, company_id, dns_state, outbound_tier, outbound_status,
@@ -90,9 +99,9 @@ def create_domain_and_role(cluster, password):
                         'shared', 'active', 'hard', true, false,
                         10000000, 100000000, 10000000)
                 """,
-                (DOMAIN,),
+                [(domain_name(index),) for index in range(count)],
             )
-    cluster.psql(policyd.role_sql(ROLE, password, DB), dbname=DB)
+    cluster.psql(mailserver.policy_role_sql(ROLE, password, DB), dbname=DB)
 
 
 def counted(cluster, prefix):
@@ -104,8 +113,9 @@ def counted(cluster, prefix):
         dbname=DB,
     )
     sent = cluster.psql(
-        "SELECT coalesce(max(c.sent_month), 0) FROM emboux_mail_outbound_counter c "
-        f"JOIN emboux_mail_domain d ON d.id = c.domain_id WHERE d.name = '{DOMAIN}'",
+        "SELECT coalesce(sum(c.sent_month), 0) FROM emboux_mail_outbound_counter c "
+        "JOIN emboux_mail_domain d ON d.id = c.domain_id "
+        "WHERE d.name LIKE 'policy-bench-%'",
         dbname=DB,
     )
     return int(rows), int(sent)
@@ -159,11 +169,11 @@ def encode(state, queue_id, recipients, sender, instance):
     return (lines + "\n").encode()
 
 
-def workload(prefix, count):
+def workload(prefix, count, domain="policy-bench-0.example"):
     """``count`` requests of messages in turn: RCPT for each recipient,
     then END-OF-MESSAGE with a new queue id. Returns (payloads, states)."""
     payloads, states, message = [], [], 0
-    sender = f"sender@{DOMAIN}"
+    sender = f"sender@{domain}"
     while len(payloads) < count:
         recipients = RECIPIENTS[message % len(RECIPIENTS)]
         # one SMTP transaction: its requests share an instance
@@ -246,17 +256,18 @@ def drive(target, warmup, timed, barrier, results, index):
         results.put((index, [], Counter(), 0.0, 0.0, repr(error)))
 
 
-def measure(target, clients, requests, prefix):
+def measure(target, clients, requests, prefix, domains):
     """Every client's warm-up, then ``requests`` timed requests spread over
-    the ``clients`` clients at once."""
+    the ``clients`` clients at once, client i sending for domain i % N."""
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(clients), context.Queue()
     per_client = requests // clients
     processes, warm_messages = [], 0
     for index in range(clients):
-        warmup, warm_states = workload(f"{prefix}w{index:02d}x", WARMUP)
+        domain = domain_name(index % domains)
+        warmup, warm_states = workload(f"{prefix}w{index:02d}x", WARMUP, domain)
         warm_messages += warm_states.count("END-OF-MESSAGE")
-        timed, states = workload(f"{prefix}t{index:02d}x", per_client)
+        timed, states = workload(f"{prefix}t{index:02d}x", per_client, domain)
         process = context.Process(
             target=drive,
             args=(target, warmup, timed, barrier, results, index),
@@ -366,7 +377,7 @@ def report(results, args, recorded):
         f"{args.requests} timed requests per row after {WARMUP} warm-up ones "
         f"per connection;\n{mix['RCPT'] / 10:.0f}% RCPT, "
         f"{mix['END-OF-MESSAGE'] / 10:.0f}% END-OF-MESSAGE, "
-        f"one domain far from its limits\n"
+        f"{args.domains} domain(s) far from their limits\n"
     )
     head = f"{'measured':<12} {'requests':<15} {'decisions/s':>11}"
     print(f"{head} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'unexpected':>10}")
@@ -407,7 +418,7 @@ def report(results, args, recorded):
             f"{results[name]['messages']} END-OF-MESSAGE requests"
         )
     expected = sum(results[name]["messages"] for name in ("in-process", "policyd"))
-    print(f"  domain's sent_month {recorded['sent']} (expected {expected})")
+    print(f"  domains' sent_month {recorded['sent']} (expected {expected})")
     for name in ROWS:
         for answer, count in results[name]["unexpected"].most_common(3):
             print(f"  {name}: {count} x {answer}")
@@ -422,6 +433,7 @@ def main():
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--socket", choices=("inet", "unix"), default="inet")
+    parser.add_argument("--domains", type=int, default=DOMAINS)
     parser.add_argument("--serve-dunno", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_dunno:
@@ -433,7 +445,7 @@ def main():
         try:
             bench.install(DB, "bench-policy-init.log")
             password = secrets.token_urlsafe(18)
-            create_domain_and_role(bench.cluster, password)
+            create_domains_and_role(bench.cluster, password, args.domains)
             dsn_file = Path(folder) / "policyd.dsn"
             dsn_file.write_text(
                 f"host=127.0.0.1 port={bench.cluster.port} dbname={DB} "
@@ -468,7 +480,7 @@ def main():
                 vacuum(bench.cluster)
                 prefix = f"B{run}{PREFIXES[name]}"
                 results[name] = measure(
-                    targets[name], args.clients, args.requests, prefix
+                    targets[name], args.clients, args.requests, prefix, args.domains
                 )
                 recorded[name], recorded["sent"] = counted(bench.cluster, prefix)
             report(results, args, recorded)

@@ -27,6 +27,7 @@ from conftest import REPO, free_port
 SERVICES = REPO / "emboux_mail_api" / "services"
 sys.path.insert(0, str(SERVICES))
 
+import mailserver  # noqa: E402
 import policyd  # noqa: E402
 
 DAEMON = SERVICES / "policyd.py"
@@ -44,7 +45,7 @@ class PolicyDatabase:
         self.dbname = dbname
         self.port = cluster.port
         password = secrets.token_hex(12)
-        cluster.psql(policyd.role_sql(ROLE, password, dbname), dbname=dbname)
+        cluster.psql(mailserver.policy_role_sql(ROLE, password, dbname), dbname=dbname)
         self.dsn = (
             f"host=127.0.0.1 port={cluster.port} dbname={dbname} "
             f"user={ROLE} password={password}"
@@ -462,7 +463,8 @@ def test_database_down_answers_451_and_reconnects(db, daemons, tmp_path):
         dsn_file = tmp_path / "relay.dsn"
         dsn_file.write_text(db.dsn.replace(f"port={db.port}", f"port={relay.port}"))
         dsn_file.chmod(0o600)
-        daemon = daemons(dsn_file=dsn_file)
+        # every RCPT asks the database (no verdict kept from the last one)
+        daemon = daemons(dsn_file=dsn_file, args=["--verdict-cache", "0"])
         client = daemon.connect()
         assert client.ask(**request("RCPT", sender)) == "DUNNO"
         relay.cut()
@@ -483,6 +485,29 @@ def test_database_down_answers_451_and_reconnects(db, daemons, tmp_path):
         assert db.counter(domain)["sent_month"] == 1
         assert "cannot connect to the database" in daemon.output()
         daemon.stop()
+    finally:
+        relay.close()
+
+
+def test_the_last_verdict_answers_the_next_rcpt(db, daemons, tmp_path):
+    """The verdict on a domain's next message that its count gave answers
+    the next RCPT without the database; the count itself always asks."""
+    domain = db.domain("next", daily=1)
+    sender = f"nia@{domain}"
+    relay = Relay(db.port)
+    try:
+        dsn_file = tmp_path / "relay.dsn"
+        dsn_file.write_text(db.dsn.replace(f"port={db.port}", f"port={relay.port}"))
+        dsn_file.chmod(0o600)
+        client = daemons(dsn_file=dsn_file).connect()
+        end = request("END-OF-MESSAGE", sender, f"N{RUN}1", 1)
+        assert client.ask(**end) == "DUNNO"
+        relay.cut()
+        refusal = f"450 4.7.1 Daily sending limit reached for {domain} (1 messages)"
+        assert client.ask(**request("RCPT", sender)) == refusal
+        end = request("END-OF-MESSAGE", sender, f"N{RUN}2", 1)
+        assert client.ask(**end).startswith(UNAVAILABLE_PREFIX)
+        assert db.counter(domain)["sent_today"] == 1
     finally:
         relay.close()
 

@@ -42,9 +42,11 @@ class EmbouxMailDkimKey(models.Model):
     @api.model
     def _emboux_generate(self, domain, selector):
         """A new key of ``domain``, the one its mail is signed with from now
-        on; older keys are archived (their records may then be removed)."""
+        on; older keys are archived (their records may then be removed).
+        Made by the system: whoever first looks at the domain's DNS (an API
+        key, a portal user) may not read keys."""
         private_pem, public_key = dkim.generate()
-        old = self.search([("domain_id", "=", domain.id)])
+        old = self.sudo().search([("domain_id", "=", domain.id)])
         key = self.sudo().create(
             {
                 "domain_id": domain.id,
@@ -53,5 +55,5 @@ class EmbouxMailDkimKey(models.Model):
                 "public_key": public_key,
             }
         )
-        old.sudo().action_archive()
+        old.action_archive()
         return key.with_env(self.env)

@@ -204,28 +204,28 @@ $fn$;
     # one transaction, under the counter's row lock, so that concurrent
     # messages never pass a hard limit. A queue id seen before answers its
     # first verdict again and counts nothing (Postfix retries a request whose
-    # answer it lost).
+    # answer it lost). As few statements as possible run under the lock:
+    # every message of a domain waits for it. ``next_*``: the verdict on the
+    # domain's next message, as outbound_check would give it now.
     "emboux_mailserver.outbound_count(text, text, integer, bigint)": """
 CREATE OR REPLACE FUNCTION emboux_mailserver.outbound_count(
     p_queue_id text, p_sender text, p_recipients integer, p_size bigint,
     OUT allowed boolean, OUT code text, OUT reason text,
-    OUT sent_today integer, OUT sent_month integer)
+    OUT sent_today integer, OUT sent_month integer,
+    OUT next_allowed boolean, OUT next_code text, OUT next_reason text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
 AS $fn$
 DECLARE
     d emboux_mail_domain;
     c emboux_mail_outbound_counter;
-    over integer;
+    counted integer;
 BEGIN
     IF p_queue_id IS NOT NULL THEN
-        -- waits for a concurrent request of the same message to finish
-        INSERT INTO emboux_mailserver.outbound_message (queue_id)
-        VALUES (p_queue_id) ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT m.allowed, m.code, m.reason, m.sent_today, m.sent_month
-              INTO allowed, code, reason, sent_today, sent_month
-              FROM emboux_mailserver.outbound_message m
-             WHERE m.queue_id = p_queue_id;
+        SELECT m.allowed, m.code, m.reason, m.sent_today, m.sent_month
+          INTO allowed, code, reason, sent_today, sent_month
+          FROM emboux_mailserver.outbound_message m
+         WHERE m.queue_id = p_queue_id;
+        IF FOUND THEN
             RETURN;
         END IF;
     END IF;
@@ -234,39 +234,51 @@ BEGIN
     IF NOT FOUND THEN
         SELECT false, '554 5.7.1', 'Sender domain is not hosted here', 0, 0
           INTO allowed, code, reason, sent_today, sent_month;
+        SELECT allowed, code, reason INTO next_allowed, next_code, next_reason;
     ELSE
-        INSERT INTO emboux_mail_outbound_counter (
-            domain_id, sent_today, sent_month, refused_today, over_month,
-            recipients_month, transfer_month_bytes, delivered_count,
-            bounce_count, complaint_count, guard_tripped)
-        VALUES (d.id, 0, 0, 0, 0, 0, 0, 0, 0, 0, false)
-        ON CONFLICT (domain_id) DO NOTHING;
         SELECT * INTO c FROM emboux_mail_outbound_counter
          WHERE domain_id = d.id FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO emboux_mail_outbound_counter (
+                domain_id, sent_today, sent_month, refused_today, over_month,
+                recipients_month, transfer_month_bytes, delivered_count,
+                bounce_count, complaint_count, guard_tripped)
+            VALUES (d.id, 0, 0, 0, 0, 0, 0, 0, 0, 0, false)
+            ON CONFLICT (domain_id) DO NOTHING;
+            SELECT * INTO c FROM emboux_mail_outbound_counter
+             WHERE domain_id = d.id FOR UPDATE;
+        END IF;
         SELECT v.allowed, v.code, v.reason INTO allowed, code, reason
           FROM emboux_mailserver.outbound_verdict(d, c, p_size) v;
-        over := CASE WHEN allowed AND reason IS NOT NULL THEN 1 ELSE 0 END;
+        counted := allowed::integer;
         UPDATE emboux_mail_outbound_counter u
-           SET sent_today = u.sent_today + allowed::integer,
-               sent_month = u.sent_month + allowed::integer,
-               refused_today = u.refused_today + (NOT allowed)::integer,
-               over_month = u.over_month + over,
+           SET sent_today = u.sent_today + counted,
+               sent_month = u.sent_month + counted,
+               refused_today = u.refused_today + 1 - counted,
+               over_month = u.over_month
+                   + CASE WHEN allowed AND reason IS NOT NULL THEN 1 ELSE 0 END,
                recipients_month = u.recipients_month
-                   + CASE WHEN allowed THEN coalesce(p_recipients, 1) ELSE 0 END,
+                   + counted * coalesce(p_recipients, 1),
                transfer_month_bytes = u.transfer_month_bytes
-                   + CASE WHEN allowed THEN coalesce(p_size, 0) ELSE 0 END,
+                   + counted * coalesce(p_size, 0),
                last_sent_at = CASE WHEN allowed THEN now() AT TIME ZONE 'UTC'
                                    ELSE u.last_sent_at END
          WHERE u.id = c.id
-     RETURNING u.sent_today, u.sent_month INTO sent_today, sent_month;
+     RETURNING u.* INTO c;
+        sent_today := c.sent_today;
+        sent_month := c.sent_month;
+        -- what the domain's next message would get: the policy service
+        -- answers the next RCPT with it, without asking again
+        SELECT v.allowed, v.code, v.reason
+          INTO next_allowed, next_code, next_reason
+          FROM emboux_mailserver.outbound_verdict(d, c, 0) v;
     END IF;
     IF p_queue_id IS NOT NULL THEN
-        UPDATE emboux_mailserver.outbound_message m
-           SET domain_id = d.id, allowed = outbound_count.allowed,
-               code = outbound_count.code, reason = outbound_count.reason,
-               sent_today = outbound_count.sent_today,
-               sent_month = outbound_count.sent_month
-         WHERE m.queue_id = p_queue_id;
+        -- the same message counted meanwhile by a request that committed
+        -- first makes this insert fail, and this count with it
+        INSERT INTO emboux_mailserver.outbound_message (
+            queue_id, domain_id, allowed, code, reason, sent_today, sent_month)
+        VALUES (p_queue_id, d.id, allowed, code, reason, sent_today, sent_month);
     END IF;
 END
 $fn$;

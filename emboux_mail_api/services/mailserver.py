@@ -95,27 +95,36 @@ POLICY_FUNCTIONS = (
 
 
 def _policy_role_sql(settings):
-    """The policy service's role: it may run the counting functions, which
-    write with their owner's rights, and read nothing."""
-    s, role = settings, f'"{settings.policy_role}"'
-    if not s.policy_password:
+    if not settings.policy_password:
         return []
-    return [
-        "DO $$ BEGIN",
-        "  IF NOT EXISTS (SELECT FROM pg_roles",
-        f"                 WHERE rolname = {_literal(s.policy_role)}) THEN",
-        f"    CREATE ROLE {role} LOGIN NOINHERIT;",
-        "  END IF;",
-        "END $$;",
-        f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-        f"NOINHERIT PASSWORD {_literal(s.policy_password)};",
-        f'GRANT CONNECT ON DATABASE "{s.dbname}" TO {role};',
-        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role};",
-        *(
-            f"GRANT EXECUTE ON FUNCTION {SCHEMA}.{name} TO {role};"
-            for name in POLICY_FUNCTIONS
-        ),
-    ]
+    return policy_role_sql(
+        settings.policy_role, settings.policy_password, settings.dbname
+    ).splitlines()
+
+
+def policy_role_sql(role, password, dbname):
+    """SQL for a superuser: the policy service's role, which may run the
+    counting functions (they write with their owner's rights) and read
+    nothing."""
+    quoted = '"' + role.replace('"', '""') + '"'
+    return "\n".join(
+        [
+            "DO $$ BEGIN",
+            "  IF NOT EXISTS (SELECT FROM pg_roles",
+            f"                 WHERE rolname = {_literal(role)}) THEN",
+            f"    CREATE ROLE {quoted} LOGIN NOINHERIT;",
+            "  END IF;",
+            "END $$;",
+            f"ALTER ROLE {quoted} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            f"NOINHERIT PASSWORD {_literal(password)};",
+            f'GRANT CONNECT ON DATABASE "{dbname}" TO {quoted};',
+            f"GRANT USAGE ON SCHEMA {SCHEMA} TO {quoted};",
+            *(
+                f"GRANT EXECUTE ON FUNCTION {SCHEMA}.{name} TO {quoted};"
+                for name in POLICY_FUNCTIONS
+            ),
+        ]
+    )
 
 
 def policy_dsn(settings):

@@ -9,7 +9,9 @@ database (see models/emboux_mail_server.py), at most one call per decision:
 
 * ``RCPT``: ``outbound_check(sender, size)`` counts nothing; a domain at its
   hard limit, suspended or not verified is refused before DATA. The answer
-  for the first recipient of a transaction serves its other recipients.
+  for the first recipient of a transaction serves its other recipients, and
+  the verdict on a domain's next message that its last count or check gave
+  serves for a second (``--verdict-cache``).
 * ``END-OF-MESSAGE``: ``outbound_count(queue_id, sender, recipients, size)``
   gives the verdict and counts the message once, whatever its recipient
   count; a queue id seen before gets its first verdict again and counts
@@ -46,8 +48,9 @@ nothing else (not the mail servers' read-only role: counting writes)::
         emboux_mailserver.outbound_delivery(text, text, text)
         TO emboux_policy;
 
-(``role_sql()`` below returns this SQL.) Start it, with the password in a file
-that only the service's user may read, not on the command line::
+(``mailserver.py --policy-password`` writes this SQL.) Start it, with the
+password in a file that only the service's user may read, not on the command
+line::
 
     python3 policyd.py --listen 127.0.0.1:10040 \\
         --dsn-file /etc/emboux/policyd.dsn \\
@@ -124,12 +127,11 @@ MAX_REPLY_TEXT = 400  # an SMTP reply line is at most 512 bytes
 # how long the RCPT verdict of one SMTP transaction answers its next
 # recipients (a slow client may space its RCPT commands)
 RCPT_MEMO_SECONDS = 10.0
+# how long the verdict on a domain's next message, learnt at its last count
+# or RCPT check, answers its next RCPT without asking the database; the
+# count at END-OF-MESSAGE always asks, so a stale allowance sends nothing
+VERDICT_SECONDS = 1.0
 SCHEMA = "emboux_mailserver"
-FUNCTIONS = (
-    f"{SCHEMA}.outbound_check(text, bigint)",
-    f"{SCHEMA}.outbound_count(text, text, integer, bigint)",
-    f"{SCHEMA}.outbound_delivery(text, text, text)",
-)
 # connection settings a DSN gets unless it sets them itself: fail fast when
 # the database host is gone, rather than outlive Postfix's own timeout
 DSN_DEFAULTS = {
@@ -140,30 +142,6 @@ DSN_DEFAULTS = {
     "keepalives_interval": "3",
     "keepalives_count": "3",
 }
-
-
-def role_sql(role, password, dbname):
-    """SQL for a superuser: the service's role, allowed to call the three
-    policy functions and nothing else."""
-
-    def literal(value):
-        return "'" + str(value).replace("'", "''") + "'"
-
-    quoted = '"' + role.replace('"', '""') + '"'
-    return "\n".join(
-        [
-            "DO $$ BEGIN",
-            f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(role)})",
-            f"  THEN CREATE ROLE {quoted} LOGIN NOINHERIT;",
-            "  END IF;",
-            "END $$;",
-            f"ALTER ROLE {quoted} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-            f"NOINHERIT PASSWORD {literal(password)};",
-            f'GRANT CONNECT ON DATABASE "{dbname}" TO {quoted};',
-            f"GRANT USAGE ON SCHEMA {SCHEMA} TO {quoted};",
-            f"GRANT EXECUTE ON FUNCTION {', '.join(FUNCTIONS)} TO {quoted};",
-        ]
-    )
 
 
 # -- database -------------------------------------------------------------------
@@ -213,10 +191,13 @@ class Database:
         return self._call(query, (sender, size))
 
     def count(self, queue_id, sender, recipients, size):
-        """(allowed, code, reason, sent_today, sent_month) of one message,
-        counted when allowed and not seen before."""
+        """(allowed, code, reason, sent_today, sent_month, next_allowed,
+        next_code, next_reason) of one message, counted when allowed and not
+        seen before; ``next_*`` is the verdict on the domain's next message
+        (NULL for a queue id seen before)."""
         query = (
-            "SELECT allowed, code, reason, sent_today, sent_month "
+            "SELECT allowed, code, reason, sent_today, sent_month, "
+            "next_allowed, next_code, next_reason "
             f"FROM {SCHEMA}.outbound_count(%s, %s, %s, %s)"
         )
         return self._call(query, (queue_id, sender, recipients, size))
@@ -312,12 +293,18 @@ class OutboundPolicy(Policy):
     Postfix asks at every RCPT of a transaction with the same ``instance``,
     sender and size, over the same connection (so in the same thread): the
     first answer serves the next recipients for ``RCPT_MEMO_SECONDS``,
-    rather than one database call per recipient. END-OF-MESSAGE, which
-    counts, always asks the database."""
+    rather than one database call per recipient. The first RCPT of a
+    message takes the verdict that the domain's last count or check gave on
+    its next message, if at most ``verdict_seconds`` old. END-OF-MESSAGE,
+    which counts, always asks the database."""
 
-    def __init__(self, db):
+    def __init__(self, db, verdict_seconds=VERDICT_SECONDS):
         self.db = db
+        self.verdict_seconds = verdict_seconds
         self._local = threading.local()
+        # sender domain -> (expiry, verdict on its next message); plain dict
+        # operations, atomic between threads
+        self._next = {}
 
     def decide(self, request):
         state = request.get("protocol_state", "").upper()
@@ -338,6 +325,8 @@ class OutboundPolicy(Policy):
                     _logger.warning("END-OF-MESSAGE without queue_id from %s", login)
                 row = self.db.count(queue_id, sender, recipients, size)
                 allowed, code, reason = row[:3]
+                if row[5] is not None:
+                    self._remember(sender, row[5:8])
         except Unavailable:
             return UNAVAILABLE
         if allowed:
@@ -354,12 +343,29 @@ class OutboundPolicy(Policy):
         memo = getattr(self._local, "rcpt", None)
         if instance and memo and memo[0] == key and now < memo[1]:
             return memo[2]
-        verdict = self.db.check(sender, size)  # not kept when it raises
+        known = self._next.get(_domain_of(sender))
+        if known and now < known[0]:
+            verdict = known[1]
+        else:
+            verdict = self.db.check(sender, size)  # not kept when it raises
+            self._remember(sender, verdict)
         self._local.rcpt = (key, now + RCPT_MEMO_SECONDS, verdict)
         return verdict
 
+    def _remember(self, sender, verdict):
+        if self.verdict_seconds <= 0:
+            return
+        if len(self._next) > 100000:  # senders come and go: start afresh
+            self._next.clear()
+        expiry = time.monotonic() + self.verdict_seconds
+        self._next[_domain_of(sender)] = (expiry, tuple(verdict))
+
     def close(self):
         self.db.close()
+
+
+def _domain_of(sender):
+    return sender.rpartition("@")[2].lower()
 
 
 def _integer(value):
@@ -949,6 +955,13 @@ def parse_args(argv=None):
         default=1.0,
         help="seconds between looks at an idle maillog (default: %(default)s)",
     )
+    parser.add_argument(
+        "--verdict-cache",
+        type=float,
+        default=VERDICT_SECONDS,
+        help="seconds a domain's last verdict answers its next RCPT; 0 asks "
+        "the database at every RCPT (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every decision")
     args = parser.parse_args(argv)
     if bool(args.maillog) != bool(args.state):
@@ -974,7 +987,7 @@ def main(argv=None):
     except (OSError, psycopg2.Error) as error:
         _logger.error("bad database settings: %s", _one_line(error))
         return 2
-    policy = OutboundPolicy(db)
+    policy = OutboundPolicy(db, args.verdict_cache)
     try:
         server = make_server(
             args.listen,
