@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dns_zones
 import pytest
+from api_client import Api
 from dns_server import KnotServer
 from server_process import ServerProcess
 
@@ -101,3 +102,9 @@ def demo_server(run_server):
     server = run_server("demo", env={"EMBOUX_API_KEY": master_token})
     server.master_token = master_token
     return server
+
+
+@pytest.fixture(scope="session")
+def master(demo_server):
+    """The demo server's REST API, with the master token."""
+    return Api(demo_server.url, demo_server.master_token)

@@ -4,7 +4,6 @@ over HTTP with a master token from ``EMBOUX_API_KEY``."""
 import re
 import secrets
 
-import pytest
 from api_client import Api
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
@@ -12,11 +11,6 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 
 def _detail(response):
     return response.json()["detail"]
-
-
-@pytest.fixture(scope="module")
-def master(demo_server):
-    return Api(demo_server.url, demo_server.master_token)
 
 
 def _tenant(master, demo_server, ref, **quotas):

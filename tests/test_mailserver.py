@@ -29,11 +29,6 @@ def stack(demo_server, cluster):
 
 
 @pytest.fixture(scope="module")
-def master(demo_server):
-    return Api(demo_server.url, demo_server.master_token)
-
-
-@pytest.fixture(scope="module")
 def tenant(demo_server, master):
     token = "emb_mail_" + secrets.token_urlsafe(16)
     body = {"token": token, "partner_ref": TENANT_REF, "mailboxes_per_domain": 0}
