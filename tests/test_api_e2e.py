@@ -233,6 +233,8 @@ def test_openapi_lists_master_routes(demo_server):
     assert master_only == {
         ("/domains/{domain_name}/parent", "put"),
         ("/domains/{domain_name}/owner", "put"),
+        ("/domains/{domain_name}/outbound/increment", "post"),
+        ("/domains/{domain_name}/transfer", "put"),
         ("/api-keys/", "post"),
         ("/api-keys/{token}", "put"),
         ("/api-keys/{token}", "delete"),

@@ -34,6 +34,11 @@ ROUTES = {
     ("/domains/{domain_name}/owner", "put"),
     ("/domains/{domain_name}/suspend", "put"),
     ("/domains/{domain_name}/activate", "put"),
+    ("/domains/{domain_name}/outbound", "get"),
+    ("/domains/{domain_name}/outbound", "put"),
+    ("/domains/{domain_name}/outbound/increment", "post"),
+    ("/domains/{domain_name}/transfer", "get"),
+    ("/domains/{domain_name}/transfer", "put"),
     ("/users/", "post"),
     ("/users/", "get"),
     ("/users/{email}", "put"),
@@ -257,12 +262,24 @@ def test_parent_and_register_subdomain(api):
     )
 
 
-def test_dns_check(api):
+def test_dns_check(api, dns_server):
     checker = api.tenant("client_dns", domains_allowed=0)
     good, nx = f"good.{dns_zones.ZONE}", f"nx.{dns_zones.ZONE}"
     checker.create_domain(good)
     checker.create_domain(nx)
+    # the zone publishes some key, not the one the domain signs with
     answer = checker.dns_check(good)
+    assert answer["all_ok"] is False
+    [dkim] = [r for r in answer["records"] if "._domainkey." in r["name"]]
+    assert dkim["status"] == "incorrect" and "p=" in dkim["expected"]
+    # its owner publishes the record the check names
+    dns_server.update(
+        dns_zones.ZONE, dns_zones.zone_records({"good": dkim["expected"]})
+    )
+    try:
+        answer = checker.dns_check(good)
+    finally:
+        dns_server.update(dns_zones.ZONE, dns_zones.ZONE_RECORDS)
     assert answer["name"] == good and answer["all_ok"] is True
     assert [r["record_type"] for r in answer["records"]] == ["MX", "TXT", "TXT", "TXT"]
     assert {r["status"] for r in answer["records"]} == {"ok"}
@@ -274,6 +291,30 @@ def test_dns_check(api):
         ec.EmbouxNotFound,
         404,
         "Domain not found",
+    )
+
+
+def test_outbound_and_transfer(api):
+    owner = api.tenant("client_out", domains_allowed=0)
+    # placed by the master: verified, so it may send
+    api.master.create_domain("client-out.example", "client_out")
+    api.master.set_outbound("client-out.example", {"outbound_daily_limit": 1})
+    api.master.set_transfer("client-out.example", 5)
+    first = api.master.count_outbound("client-out.example", recipients=3, size=2048)
+    second = api.master.count_outbound("client-out.example")
+    assert (first["allowed"], first["outbound_sent_today"]) == (True, 1)
+    assert second["allowed"] is False
+    assert second["reason"] == (
+        "Daily sending limit reached for client-out.example (1 messages)"
+    )
+    figures = owner.get_outbound("client-out.example")
+    assert (figures["outbound_sent_today"], figures["outbound_daily_limit"]) == (1, 1)
+    assert owner.get_transfer("client-out.example")["transfer_monthly_mb"] == 5
+    _refused(
+        lambda: owner.set_transfer("client-out.example", 50),
+        ec.EmbouxForbidden,
+        403,
+        "Master token required",
     )
 
 

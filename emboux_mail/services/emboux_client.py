@@ -294,6 +294,15 @@ class EmbouxClient:
         send only the two limits."""
         return self._json("PUT", f"/domains/{_segment(name)}/outbound", values)
 
+    def count_outbound(self, name, recipients=1, size=0):
+        """Master only: count one outgoing message as the policy service
+        does; the answer says whether it may go."""
+        body = {"recipients": recipients, "size": size}
+        return self._json("POST", f"/domains/{_segment(name)}/outbound/increment", body)
+
+    def get_transfer(self, name):
+        return self._json("GET", f"/domains/{_segment(name)}/transfer")
+
     def set_transfer(self, name, transfer_monthly_mb):
         """Master only: the monthly transfer in MB (0: unlimited)."""
         body = {"transfer_monthly_mb": transfer_monthly_mb}
