@@ -305,7 +305,7 @@ def test_outbound_and_transfer(api):
     assert (first["allowed"], first["outbound_sent_today"]) == (True, 1)
     assert second["allowed"] is False
     assert second["reason"] == (
-        "Daily sending limit reached for client-out.example (1 messages)"
+        "Daily sending limit reached for client-out.example (1 message)"
     )
     figures = owner.get_outbound("client-out.example")
     assert (figures["outbound_sent_today"], figures["outbound_daily_limit"]) == (1, 1)

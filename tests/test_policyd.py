@@ -503,7 +503,7 @@ def test_the_last_verdict_answers_the_next_rcpt(db, daemons, tmp_path):
         end = request("END-OF-MESSAGE", sender, f"N{RUN}1", 1)
         assert client.ask(**end) == "DUNNO"
         relay.cut()
-        refusal = f"450 4.7.1 Daily sending limit reached for {domain} (1 messages)"
+        refusal = f"450 4.7.1 Daily sending limit reached for {domain} (1 message)"
         assert client.ask(**request("RCPT", sender)) == refusal
         end = request("END-OF-MESSAGE", sender, f"N{RUN}2", 1)
         assert client.ask(**end).startswith(UNAVAILABLE_PREFIX)

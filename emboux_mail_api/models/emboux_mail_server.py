@@ -152,10 +152,12 @@ BEGIN
     ELSE
         IF daily > 0 AND coalesce(c.sent_today, 0) >= daily THEN
             reason := 'Daily sending limit reached for ' || d.name
-                      || ' (' || daily || ' messages)';
+                      || ' (' || daily
+                      || CASE WHEN daily = 1 THEN ' message)' ELSE ' messages)' END;
         ELSIF monthly > 0 AND coalesce(c.sent_month, 0) >= monthly THEN
             reason := 'Monthly sending limit reached for ' || d.name
-                      || ' (' || monthly || ' messages)';
+                      || ' (' || monthly
+                      || CASE WHEN monthly = 1 THEN ' message)' ELSE ' messages)' END;
         ELSIF transfer > 0
               AND coalesce(c.transfer_month_bytes, 0) + coalesce(p_size, 0) > transfer
         THEN

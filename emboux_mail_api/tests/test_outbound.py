@@ -281,8 +281,7 @@ class TestOutbound(EmbouxApiCase):
                     "outbound_sent_today": count,
                     "outbound_sent_month": count,
                     "allowed": True,
-                    "reason": "Daily sending limit reached for out.example "
-                    "(1 messages)",
+                    "reason": "Daily sending limit reached for out.example (1 message)",
                 },
             )
         self.assertEqual(self._outbound(self.MASTER)["outbound_sent_today"], 3)
