@@ -132,6 +132,17 @@ RCPT_MEMO_SECONDS = 10.0
 # count at END-OF-MESSAGE always asks, so a stale allowance sends nothing
 VERDICT_SECONDS = 1.0
 SCHEMA = "emboux_mailserver"
+# the calls, prepared on each connection of the pool
+PREPARED = (
+    "PREPARE emboux_check(text, bigint) AS SELECT allowed, code, reason "
+    f"FROM {SCHEMA}.outbound_check($1, $2)",
+    "PREPARE emboux_count(text, text, integer, bigint) AS "
+    "SELECT allowed, code, reason, sent_today, sent_month, "
+    "next_allowed, next_code, next_reason "
+    f"FROM {SCHEMA}.outbound_count($1, $2, $3, $4)",
+    "PREPARE emboux_delivery(text, text, text) AS "
+    f"SELECT {SCHEMA}.outbound_delivery($1, $2, $3)",
+)
 # connection settings a DSN gets unless it sets them itself: fail fast when
 # the database host is gone, rather than outlive Postfix's own timeout
 DSN_DEFAULTS = {
@@ -187,24 +198,19 @@ class Database:
 
     def check(self, sender, size):
         """(allowed, code, reason) of one more message at RCPT time."""
-        query = f"SELECT allowed, code, reason FROM {SCHEMA}.outbound_check(%s, %s)"
-        return self._call(query, (sender, size))
+        return self._call("EXECUTE emboux_check(%s, %s)", (sender, size))
 
     def count(self, queue_id, sender, recipients, size):
         """(allowed, code, reason, sent_today, sent_month, next_allowed,
         next_code, next_reason) of one message, counted when allowed and not
         seen before; ``next_*`` is the verdict on the domain's next message
         (NULL for a queue id seen before)."""
-        query = (
-            "SELECT allowed, code, reason, sent_today, sent_month, "
-            "next_allowed, next_code, next_reason "
-            f"FROM {SCHEMA}.outbound_count(%s, %s, %s, %s)"
-        )
+        query = "EXECUTE emboux_count(%s, %s, %s, %s)"
         return self._call(query, (queue_id, sender, recipients, size))
 
     def delivery(self, queue_id, recipient, status):
         """True when the delivery result was new and counted."""
-        query = f"SELECT {SCHEMA}.outbound_delivery(%s, %s, %s)"
+        query = "EXECUTE emboux_delivery(%s, %s, %s)"
         return self._call(query, (queue_id, recipient, status))[0]
 
     def _call(self, query, params):
@@ -248,6 +254,9 @@ class Database:
                         "SELECT set_config('statement_timeout', %s, false)",
                         (str(int(self.timeout * 1000)),),
                     )
+                    # parsed and planned once per connection, not per call
+                    for statement in PREPARED:
+                        cr.execute(statement)
             except psycopg2.Error as error:
                 self._pool.putconn(conn, close=True)
                 self._warn("cannot set up a connection: %s", _one_line(error))
