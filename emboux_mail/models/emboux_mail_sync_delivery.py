@@ -272,9 +272,21 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         for what a refusal and no answer do."""
         ordered = events._emboux_in_order()
         client = self.env["emboux.mail.sync.mixin"]._emboux_sync_client()
-        delivered = events.browse()
+        # the steps an earlier try delivered before the upstream stopped
+        # answering: a refusal now takes them back with the rest
+        delivered = events.search(
+            [
+                ("batch", "=", events[0].batch),
+                ("state", "=", "done"),
+                ("undoes_id", "=", False),
+            ],
+            order="id",
+        )
+        ordered = delivered | ordered
         try:
             for index, event in enumerate(ordered):
+                if event in delivered:
+                    continue
                 secret = secrets.get(event.id)
                 try:
                     if event.operation in NEEDS_SECRET and secret is None:
@@ -323,7 +335,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 delivered |= event
         finally:
             client.close()
-        events.sudo().filtered("upstream_token_encrypted").write(
+        ordered.sudo().filtered("upstream_token_encrypted").write(
             {"upstream_token_encrypted": False}
         )
         self.env["emboux.mail.sync.undo"]._emboux_forget(events[0].batch)

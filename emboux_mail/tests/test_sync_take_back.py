@@ -179,6 +179,25 @@ class TestTakeBack(ConnectedCase):
         self.assertEqual(event.state, "error")
         self.assertIn("Domain quota exceeded", event.last_error)
 
+    def test_a_resumed_save_refused_takes_back_its_earlier_steps(self):
+        """A save half delivered when the upstream stopped answering is sent
+        on later; refused then, the steps delivered the first time are
+        undone upstream too, not only here."""
+        self.upstream.fail["suspend"] = ec.EmbouxUnavailable("down")
+        domain = self.make_domain("resumed.example")
+        domain.action_suspend()
+        self.commit()
+        self.assertEqual(self.called(), ["create_domain", "suspend"])
+        self.upstream.fail["suspend"] = refused("Domain is locked")
+        domain.action_sync_retry()
+        self.Event._cron_deliver()
+        self.assertEqual(
+            self.called(), ["create_domain", "suspend", "suspend", "delete_domain"]
+        )
+        self.assertFalse(domain.exists())
+        events = self.Event.search([("name", "=", "resumed.example")], order="id")
+        self.assertEqual(events.mapped("state"), ["undone", "error"])
+
     def test_saves_waiting_behind_a_refused_one_go_with_it(self):
         self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
         domain = self.make_domain("behind.example")
