@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting",
     "summary": "Your customers' mail domains, mailboxes and aliases, "
     "optionally synced with an EmBoux API",
-    "version": "18.0.1.4.0",
+    "version": "18.0.1.5.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",
@@ -52,6 +52,7 @@
         "data/ir_cron_reconcile_data.xml",
         "data/ir_cron_billing_data.xml",
         "data/ir_cron_outbound_data.xml",
+        "data/ir_cron_storage_data.xml",
         "data/mail_template_data.xml",
     ],
     "demo": [

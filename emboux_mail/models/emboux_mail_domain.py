@@ -29,10 +29,11 @@ VERIFICATION_STATUSES = [
 VERIFY_BACKOFF = timedelta(minutes=15)
 VERIFY_BACKOFF_MAX = timedelta(days=1)
 # the plan's settings a new domain starts with
-OUTBOUND_PLAN = (
+PLAN_DEFAULTS = (
     "outbound_daily_limit",
     "outbound_monthly_limit",
     "transfer_monthly_mb",
+    "retention_days",
 )
 # the sending settings a customer may change itself
 OUTBOUND_CUSTOMER = ("outbound_daily_limit", "outbound_monthly_limit")
@@ -181,6 +182,21 @@ class EmbouxMailDomain(models.Model):
     )
     mailbox_limit = fields.Integer(compute="_compute_limits", help="0 means unlimited.")
     alias_count = fields.Integer(compute="_compute_alias_count")
+    # -- storage (the mail server reports each mailbox's use) ------------------
+    used_mb = fields.Float(
+        string="Storage Used (MB)",
+        compute="_compute_used_mb",
+        search="_search_used_mb",
+        digits=(16, 1),
+        help="What the domain's mailboxes hold, as the mail server last "
+        "reported it.",
+    )
+    retention_days = fields.Integer(
+        string="Keep Mail (days)",
+        tracking=True,
+        help="The mail server deletes messages older than this, every day, "
+        "from every mailbox of the domain; 0 keeps them forever.",
+    )
     # -- outbound mail (the mail server's policy service enforces it) ----------
     outbound_tier = fields.Selection(
         [("shared", "Shared"), ("dedicated", "Dedicated")],
@@ -264,6 +280,11 @@ class EmbouxMailDomain(models.Model):
             "AND transfer_monthly_mb >= 0)",
             "Sending limits cannot be negative.",
         ),
+        (
+            "retention_positive",
+            "CHECK(retention_days >= 0)",
+            "A retention cannot be negative.",
+        ),
     ]
 
     @api.depends("partner_id")
@@ -279,6 +300,23 @@ class EmbouxMailDomain(models.Model):
         counts = {domain.id: count for domain, count in groups}
         for domain in self:
             domain.alias_count = counts.get(domain.id, 0)
+
+    def _compute_used_mb(self):
+        used = self.env["emboux.mail.mailbox"]._emboux_used_bytes("domain_id", self.ids)
+        for domain in self:
+            domain.used_mb = used.get(domain.id, 0) / MEBIBYTE
+
+    def _search_used_mb(self, operator, value):
+        return self.env["emboux.mail.mailbox"]._emboux_search_sql(
+            self, "used_mb", operator, value
+        )
+
+    def _field_to_sql(self, alias, fname, query=None, flush=True):
+        if fname == "used_mb":
+            return self.env["emboux.mail.mailbox"]._emboux_total_sql(
+                alias, "domain_id"
+            )
+        return super()._field_to_sql(alias, fname, query, flush)
 
     @api.depends(
         "outbound_daily_limit", "outbound_monthly_limit", "transfer_monthly_mb"
@@ -351,7 +389,7 @@ class EmbouxMailDomain(models.Model):
                 parent = self._emboux_wildcard_parent(vals["name"], tenant)
                 vals["parent_id"] = parent.id
             vals.update(self._emboux_verification_vals(vals, tenant))
-            vals.update(self._emboux_outbound_defaults(vals, tenant))
+            vals.update(self._emboux_plan_defaults(vals, tenant))
         self._emboux_check_unique("name", [vals["name"] for vals in vals_list])
         tenants = Partner.browse(
             [v["partner_id"] for v in vals_list if v.get("partner_id")]
@@ -458,11 +496,11 @@ class EmbouxMailDomain(models.Model):
             raise self._emboux_duplicate_error(name)
 
     @api.model
-    def _emboux_outbound_defaults(self, vals, tenant):
-        """The sending limits a new domain starts with: its owner's plan's
-        (or Settings'). A subdomain of a wildcard shares its parent's tier
+    def _emboux_plan_defaults(self, vals, tenant):
+        """The sending limits and the retention a new domain starts with: its
+        owner's plan's (or Settings'). A subdomain of a wildcard shares its parent's tier
         and enforcement, as it shares its signing identity."""
-        defaults = {name: tenant._emboux_plan_value(name) for name in OUTBOUND_PLAN}
+        defaults = {name: tenant._emboux_plan_value(name) for name in PLAN_DEFAULTS}
         defaults["outbound_enforcement"] = (
             tenant.emboux_plan_id.outbound_enforcement or "hard"
         )
@@ -502,6 +540,25 @@ class EmbouxMailDomain(models.Model):
                             f"Outbound limit exceeds plan maximum ({ceiling})",
                         )
         self.write(values)
+
+    def _emboux_set_retention(self, days, by):
+        """Keep the domains' mail ``days`` days (0: forever). A customer
+        (``by``) stays within its plan's longest retention; the operator sets
+        any."""
+        if by == "customer":
+            for domain in self:
+                ceiling = domain.partner_id._emboux_plan_value("max_retention_days")
+                if ceiling and not 0 < days <= ceiling:
+                    raise EmbouxQuotaError(
+                        self.env._(
+                            "Keep mail: %(value)s days is not allowed; your plan "
+                            "keeps mail 1 to %(ceiling)s days.",
+                            value=days,
+                            ceiling=ceiling,
+                        ),
+                        f"Retention exceeds plan maximum ({ceiling} days)",
+                    )
+        self.write({"retention_days": days})
 
     def _emboux_bounce_guard_tripped(self, counter):
         """Stop the domain's outbound mail: too many of its recipients
@@ -1035,6 +1092,7 @@ class EmbouxMailDomain(models.Model):
             "is_wildcard",
             *OUTBOUND_SYNCED,
             "transfer_monthly_mb",
+            "retention_days",
         }
         if self._emboux_sync_only(vals) or not watched & set(vals):
             return {}
@@ -1048,6 +1106,7 @@ class EmbouxMailDomain(models.Model):
                 "is_wildcard": domain.is_wildcard,
                 "outbound": {name: domain[name] for name in OUTBOUND_SYNCED},
                 "transfer_monthly_mb": domain.transfer_monthly_mb,
+                "retention_days": domain.retention_days,
             }
             for domain in self
         }
@@ -1103,5 +1162,14 @@ class EmbouxMailDomain(models.Model):
                         "name": domain.name,
                         "transfer_monthly_mb": domain.transfer_monthly_mb,
                         "previous_mb": old["transfer_monthly_mb"],
+                    },
+                )
+            if domain.retention_days != old["retention_days"]:
+                domain._emboux_sync_enqueue(
+                    "domain_retention",
+                    {
+                        "name": domain.name,
+                        "retention_days": domain.retention_days,
+                        "previous_days": old["retention_days"],
                     },
                 )

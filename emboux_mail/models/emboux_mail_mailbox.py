@@ -1,5 +1,6 @@
 from odoo import api, fields, models
-from odoo.tools import SQL, create_index
+from odoo.exceptions import UserError
+from odoo.tools import SQL, Query, create_index
 
 from ..exceptions import (
     EmbouxNotFound,
@@ -8,6 +9,73 @@ from ..exceptions import (
     EmbouxValidationError,
 )
 from ..services import hashing, names, passwords
+from .emboux_mail_domain import MEBIBYTE
+
+# What the mail server reports of each mailbox (Dovecot's quota_clone, see
+# emboux_mail_api's mail server): kept apart from the mailbox rows, so that a
+# delivery never waits for a transaction holding a mailbox, and Odoo never
+# rewrites what Dovecot counts.
+USAGE_TABLE = "emboux_mail_mailbox_usage"
+# crossings of a warning level, queued by the usage table's trigger for the
+# scheduled action that tells the customer
+WARNING_TABLE = "emboux_mail_mailbox_usage_warning"
+# the shares of its quota at which a mailbox's owner is warned, highest first
+WARNING_LEVELS = (95, 80)
+COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+USAGE_SQL = f"""
+CREATE TABLE IF NOT EXISTS {USAGE_TABLE} (
+    email varchar PRIMARY KEY,
+    bytes bigint NOT NULL DEFAULT 0,
+    messages bigint NOT NULL DEFAULT 0,
+    warned_level smallint NOT NULL DEFAULT 0,
+    updated_at timestamp
+);
+CREATE TABLE IF NOT EXISTS {WARNING_TABLE} (
+    id serial PRIMARY KEY,
+    email varchar NOT NULL,
+    created_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+);
+-- the level a write reaches; a level higher than the last one is a
+-- crossing, queued once; a lower one re-arms the warning
+CREATE OR REPLACE FUNCTION {USAGE_TABLE}_level() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+AS $fn$
+DECLARE
+    quota integer;
+    level smallint := 0;
+    previous smallint := 0;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- an INSERT ... ON CONFLICT meeting the row goes on as an UPDATE,
+        -- whose trigger decides
+        PERFORM 1 FROM {USAGE_TABLE} WHERE email = NEW.email;
+        IF FOUND THEN
+            RETURN NEW;
+        END IF;
+    ELSE
+        previous := OLD.warned_level;
+    END IF;
+    NEW.updated_at := now() AT TIME ZONE 'UTC';
+    SELECT quota_mb INTO quota FROM emboux_mail_mailbox WHERE email = NEW.email;
+    IF quota > 0 THEN
+        level := CASE
+            WHEN NEW.bytes * 100 >= quota::bigint * {MEBIBYTE} * {WARNING_LEVELS[0]}
+                THEN {WARNING_LEVELS[0]}
+            WHEN NEW.bytes * 100 >= quota::bigint * {MEBIBYTE} * {WARNING_LEVELS[1]}
+                THEN {WARNING_LEVELS[1]}
+            ELSE 0 END;
+    END IF;
+    IF level > previous THEN
+        INSERT INTO {WARNING_TABLE} (email) VALUES (NEW.email);
+    END IF;
+    NEW.warned_level := level;
+    RETURN NEW;
+END
+$fn$;
+DROP TRIGGER IF EXISTS {USAGE_TABLE}_level ON {USAGE_TABLE};
+CREATE TRIGGER {USAGE_TABLE}_level BEFORE INSERT OR UPDATE OF bytes
+    ON {USAGE_TABLE} FOR EACH ROW EXECUTE FUNCTION {USAGE_TABLE}_level();
+"""
 
 
 class EmbouxMailMailbox(models.Model):
@@ -45,6 +113,25 @@ class EmbouxMailMailbox(models.Model):
     company_id = fields.Many2one(related="domain_id.company_id", store=True)
     suspended = fields.Boolean(related="domain_id.suspended")
     quota_mb = fields.Integer(string="Storage Quota (MB)", tracking=True)
+    used_mb = fields.Float(
+        string="Used (MB)",
+        compute="_compute_usage",
+        search="_search_used_mb",
+        digits=(16, 1),
+        help="The storage the mailbox uses, as the mail server last reported it.",
+    )
+    used_messages = fields.Integer(
+        string="Messages Stored",
+        compute="_compute_usage",
+        search="_search_used_messages",
+    )
+    used_percent = fields.Float(
+        string="Storage Used (%)",
+        compute="_compute_usage",
+        search="_search_used_percent",
+        digits=(16, 1),
+        help="The share of its quota the mailbox uses; 0 when unlimited.",
+    )
     password = fields.Char(
         compute="_compute_password",
         inverse="_inverse_password",
@@ -64,6 +151,7 @@ class EmbouxMailMailbox(models.Model):
                 SQL.identifier(self._table),
             )
         )
+        self.env.cr.execute(SQL(USAGE_SQL))
         # lists are newest first, per tenant or per domain, a page at a time:
         # an index in that order serves a page without sorting every row
         for column in ("partner_id", "domain_id"):
@@ -76,6 +164,110 @@ class EmbouxMailMailbox(models.Model):
 
     def _compute_password(self):
         self.password = False
+
+    # -- storage used ----------------------------------------------------------
+    def _compute_usage(self):
+        """One query for the whole recordset, however many mailboxes."""
+        self.env.cr.execute(
+            SQL(
+                "SELECT email, bytes, messages FROM %s WHERE email = ANY(%s)",
+                SQL.identifier(USAGE_TABLE),
+                [email for email in self.mapped("email") if email],
+            )
+        )
+        found = {email: (used, count) for email, used, count in self.env.cr.fetchall()}
+        for mailbox in self:
+            used, count = found.get(mailbox.email, (0, 0))
+            mailbox.used_mb = used / MEBIBYTE
+            mailbox.used_messages = count
+            mailbox.used_percent = (
+                used * 100 / (mailbox.quota_mb * MEBIBYTE) if mailbox.quota_mb else 0
+            )
+
+    def _field_to_sql(self, alias, fname, query=None, flush=True):
+        """The usage as SQL, so that lists sort and filter by it."""
+        if fname not in ("used_mb", "used_messages", "used_percent"):
+            return super()._field_to_sql(alias, fname, query, flush)
+        email = super()._field_to_sql(alias, "email", query, flush)
+        column = "messages" if fname == "used_messages" else "bytes"
+        used = SQL(
+            "COALESCE((SELECT u.%s FROM %s u WHERE u.email = %s), 0)",
+            SQL.identifier(column),
+            SQL.identifier(USAGE_TABLE),
+            email,
+        )
+        if fname == "used_mb":
+            return SQL("(%s / %s::float)", used, MEBIBYTE)
+        if fname == "used_percent":
+            quota = super()._field_to_sql(alias, "quota_mb", query, flush)
+            return SQL(
+                "(CASE WHEN %s > 0 THEN %s * 100.0 / (%s * %s::float) ELSE 0 END)",
+                quota,
+                used,
+                quota,
+                MEBIBYTE,
+            )
+        return used
+
+    def _search_used_mb(self, operator, value):
+        return self._emboux_search_sql(self, "used_mb", operator, value)
+
+    def _search_used_messages(self, operator, value):
+        return self._emboux_search_sql(self, "used_messages", operator, value)
+
+    def _search_used_percent(self, operator, value):
+        return self._emboux_search_sql(self, "used_percent", operator, value)
+
+    @api.model
+    def _emboux_search_sql(self, model, fname, operator, value):
+        """A domain comparing ``model``'s storage field ``fname`` with a
+        number, in SQL (see the models' ``_field_to_sql``)."""
+        if operator not in COMPARISONS or not isinstance(value, int | float):
+            raise UserError(
+                self.env._("Storage use can only be compared with a number.")
+            )
+        query = Query(model.env, model._table, model._table_sql)
+        query.add_where(
+            SQL(
+                "%s %s %s",
+                model._field_to_sql(model._table, fname, query),
+                SQL(operator),
+                value,
+            )
+        )
+        return [("id", "in", query)]
+
+    @api.model
+    def _emboux_total_sql(self, alias, column):
+        """The bytes used by the mailboxes whose ``column`` (``domain_id``,
+        ``partner_id``) is the row ``alias``, in MB, as SQL."""
+        return SQL(
+            "(COALESCE((SELECT sum(u.bytes) FROM %s m JOIN %s u ON u.email = m.email"
+            " WHERE m.%s = %s), 0) / %s::float)",
+            SQL.identifier(self._table),
+            SQL.identifier(USAGE_TABLE),
+            SQL.identifier(column),
+            SQL.identifier(alias, "id"),
+            MEBIBYTE,
+        )
+
+    @api.model
+    def _emboux_used_bytes(self, column, ids):
+        """``{id: bytes}``: what the mailboxes of each ``column`` value in
+        ``ids`` use; one query."""
+        self.env.cr.execute(
+            SQL(
+                "SELECT m.%s, sum(u.bytes) FROM %s m JOIN %s u ON u.email = m.email"
+                " WHERE m.%s = ANY(%s) GROUP BY m.%s",
+                SQL.identifier(column),
+                SQL.identifier(self._table),
+                SQL.identifier(USAGE_TABLE),
+                SQL.identifier(column),
+                [id_ for id_ in ids if isinstance(id_, int)],
+                SQL.identifier(column),
+            )
+        )
+        return dict(self.env.cr.fetchall())
 
     def _inverse_password(self):
         for mailbox in self.filtered("password"):
@@ -148,9 +340,47 @@ class EmbouxMailMailbox(models.Model):
                 mailbox._emboux_sync_enqueue(
                     "mailbox_delete", {"email": mailbox.email}, mark=False
                 )
+        emails = self.mapped("email")
         result = super().unlink()
         self._emboux_lock_domains(domains.exists())
+        self.env.cr.execute(
+            SQL(
+                "DELETE FROM %s WHERE email = ANY(%s)",
+                SQL.identifier(USAGE_TABLE),
+                emails,
+            )
+        )
         return result
+
+    @api.model
+    def _cron_usage_warnings(self, batch=500):
+        """Tell customers which of their mailboxes crossed 80% or 95% of
+        their quota since the last run: a message posted on the mailbox and
+        e-mailed to its owner."""
+        self.env.cr.execute(
+            SQL(
+                "DELETE FROM %(table)s WHERE id IN (SELECT id FROM %(table)s"
+                " ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING email",
+                table=SQL.identifier(WARNING_TABLE),
+                batch=batch,
+            )
+        )
+        # one message per mailbox and run: crossings of both levels, or one
+        # queued twice (two first deliveries at once), between two runs are
+        # told once, with the use as it is now
+        crossings = self.env.cr.fetchall()
+        emails = {email for (email,) in crossings}
+        template = self.env.ref("emboux_mail.mail_template_mailbox_usage_warning")
+        for mailbox in self.search([("email", "in", list(emails))]):
+            if mailbox.partner_id:
+                mailbox.message_post_with_source(
+                    template,
+                    message_type="comment",
+                    subtype_xmlid="mail.mt_comment",
+                )
+        if len(crossings) >= batch:
+            self.env.ref("emboux_mail.ir_cron_mailbox_usage_warnings")._trigger()
 
     # -- rules -----------------------------------------------------------------
     def _emboux_set_quota(self, quota_mb, by):

@@ -15,6 +15,8 @@ DEFAULTS = {
     "max_outbound_daily_limit": 2000,
     "max_outbound_monthly_limit": 50000,
     "transfer_monthly_mb": 10240,
+    "retention_days": 0,
+    "max_retention_days": 0,
 }
 
 
@@ -90,6 +92,18 @@ class EmbouxMailPlan(models.Model):
         help="How many megabytes of outgoing mail each new domain may send "
         "per month; 0 means unlimited.",
     )
+    retention_days = fields.Integer(
+        string="Keep Mail (days)",
+        default=DEFAULTS["retention_days"],
+        help="How long each new domain keeps its mail before the mail server "
+        "deletes it; 0 keeps it forever.",
+    )
+    max_retention_days = fields.Integer(
+        string="Longest Retention (days)",
+        default=DEFAULTS["max_retention_days"],
+        help="The longest a customer may keep its mail itself; 0 means no "
+        "ceiling (keeping it forever included).",
+    )
     product_id = fields.Many2one(
         "product.product",
         string="Product",
@@ -117,7 +131,8 @@ class EmbouxMailPlan(models.Model):
             "AND aliases_per_mailbox >= 0 AND quota_mb >= 0 "
             "AND outbound_daily_limit >= 0 AND outbound_monthly_limit >= 0 "
             "AND max_outbound_daily_limit >= 0 AND max_outbound_monthly_limit >= 0 "
-            "AND transfer_monthly_mb >= 0)",
+            "AND transfer_monthly_mb >= 0 AND retention_days >= 0 "
+            "AND max_retention_days >= 0)",
             "Quotas cannot be negative.",
         ),
         (

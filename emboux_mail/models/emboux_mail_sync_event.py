@@ -26,6 +26,7 @@ OPERATIONS = [
     ("domain_parent", "Change domain parent"),
     ("domain_outbound", "Change domain sending"),
     ("domain_transfer", "Change domain transfer"),
+    ("domain_retention", "Change domain retention"),
     ("mailbox_create", "Create mailbox"),
     ("mailbox_password", "Change mailbox password"),
     ("mailbox_quota", "Change mailbox quota"),
@@ -176,6 +177,9 @@ class EmbouxMailSyncEvent(models.Model):
             "domain_transfer": lambda: client.set_transfer(
                 p["name"], p["transfer_monthly_mb"]
             ),
+            "domain_retention": lambda: client.set_retention(
+                p["name"], p["retention_days"]
+            ),
             "mailbox_create": lambda: client.create_mailbox(
                 p["domain_name"], p["email"], secret
             ),
@@ -249,6 +253,8 @@ class EmbouxMailSyncEvent(models.Model):
             return op, dict(p, values=p["previous"])
         if op == "domain_transfer":
             return op, dict(p, transfer_monthly_mb=p["previous_mb"])
+        if op == "domain_retention":
+            return op, dict(p, retention_days=p["previous_days"])
         if op == "mailbox_quota":
             return op, dict(p, quota_mb=p.get("previous_quota_mb"))
         if op == "alias_delete" and p.get("destination"):

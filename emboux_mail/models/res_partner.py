@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 
 from ..exceptions import EmbouxValidationError
+from .emboux_mail_domain import MEBIBYTE
 
 
 class ResPartner(models.Model):
@@ -33,6 +34,14 @@ class ResPartner(models.Model):
     emboux_mailbox_count = fields.Integer(
         string="Mailboxes Count", compute="_compute_emboux_mailbox_count"
     )
+    emboux_used_mb = fields.Float(
+        string="Mail Storage Used (MB)",
+        compute="_compute_emboux_used_mb",
+        search="_search_emboux_used_mb",
+        digits=(16, 1),
+        help="What the customer's mailboxes hold, as the mail server last "
+        "reported it.",
+    )
     emboux_api_key_ids = fields.One2many(
         "emboux.mail.api.key", "partner_id", string="Mail Hosting API Keys"
     )
@@ -55,6 +64,24 @@ class ResPartner(models.Model):
             "Another customer already has this tenant reference.",
         )
     ]
+
+    def _compute_emboux_used_mb(self):
+        Mailbox = self.env["emboux.mail.mailbox"]
+        used = Mailbox._emboux_used_bytes("partner_id", self.ids)
+        for partner in self:
+            partner.emboux_used_mb = used.get(partner.id, 0) / MEBIBYTE
+
+    def _search_emboux_used_mb(self, operator, value):
+        return self.env["emboux.mail.mailbox"]._emboux_search_sql(
+            self, "emboux_used_mb", operator, value
+        )
+
+    def _field_to_sql(self, alias, fname, query=None, flush=True):
+        if fname == "emboux_used_mb":
+            return self.env["emboux.mail.mailbox"]._emboux_total_sql(
+                alias, "partner_id"
+            )
+        return super()._field_to_sql(alias, fname, query, flush)
 
     def _compute_emboux_mailbox_count(self):
         groups = self.env["emboux.mail.mailbox"]._read_group(

@@ -308,6 +308,15 @@ class EmbouxClient:
         body = {"transfer_monthly_mb": transfer_monthly_mb}
         return self._json("PUT", f"/domains/{_segment(name)}/transfer", body)
 
+    def get_retention(self, name):
+        return self._json("GET", f"/domains/{_segment(name)}/retention")
+
+    def set_retention(self, name, retention_days):
+        """Delete the domain's messages older than ``retention_days`` (0:
+        keep them forever)."""
+        body = {"retention_days": retention_days}
+        return self._json("PUT", f"/domains/{_segment(name)}/retention", body)
+
     def set_owner(self, name, partner_ref):
         """Master only; ``partner_ref=None`` orphans the domain."""
         body = {"partner_ref": partner_ref}
