@@ -188,8 +188,7 @@ class EmbouxMailDomain(models.Model):
         compute="_compute_used_mb",
         search="_search_used_mb",
         digits=(16, 1),
-        help="What the domain's mailboxes hold, as the mail server last "
-        "reported it.",
+        help="What the domain's mailboxes hold, as the mail server last reported it.",
     )
     retention_days = fields.Integer(
         string="Keep Mail (days)",
@@ -313,9 +312,7 @@ class EmbouxMailDomain(models.Model):
 
     def _field_to_sql(self, alias, fname, query=None, flush=True):
         if fname == "used_mb":
-            return self.env["emboux.mail.mailbox"]._emboux_total_sql(
-                alias, "domain_id"
-            )
+            return self.env["emboux.mail.mailbox"]._emboux_total_sql(alias, "domain_id")
         return super()._field_to_sql(alias, fname, query, flush)
 
     @api.depends(
@@ -498,8 +495,8 @@ class EmbouxMailDomain(models.Model):
     @api.model
     def _emboux_plan_defaults(self, vals, tenant):
         """The sending limits and the retention a new domain starts with: its
-        owner's plan's (or Settings'). A subdomain of a wildcard shares its parent's tier
-        and enforcement, as it shares its signing identity."""
+        owner's plan's (or Settings'). A subdomain of a wildcard shares its
+        parent's tier and enforcement, as it shares its signing identity."""
         defaults = {name: tenant._emboux_plan_value(name) for name in PLAN_DEFAULTS}
         defaults["outbound_enforcement"] = (
             tenant.emboux_plan_id.outbound_enforcement or "hard"

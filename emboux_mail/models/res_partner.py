@@ -39,8 +39,7 @@ class ResPartner(models.Model):
         compute="_compute_emboux_used_mb",
         search="_search_emboux_used_mb",
         digits=(16, 1),
-        help="What the customer's mailboxes hold, as the mail server last "
-        "reported it.",
+        help="What the customer's mailboxes hold, as the mail server last reported it.",
     )
     emboux_api_key_ids = fields.One2many(
         "emboux.mail.api.key", "partner_id", string="Mail Hosting API Keys"

@@ -14,3 +14,5 @@ from . import test_sync_take_back
 from . import test_billing
 from . import test_billing_portal
 from . import test_outbound
+from . import test_storage
+from . import test_storage_portal

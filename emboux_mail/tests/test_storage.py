@@ -1,0 +1,1 @@
+"""Storage use and retention: the rules and the backend."""

@@ -1,0 +1,1 @@
+"""Storage use and retention in the customer portal."""
