@@ -137,6 +137,7 @@ class MailStack:
             listen="127.0.0.1",
             run_dir=str(self.dir),
             mail_root=str(self.dir / "vmail"),
+            vmail_user=VMAIL_USER,
             vmail_uid=uid,
             vmail_gid=gid,
             submission_address=f"127.0.0.1:{free_port()}",
@@ -147,6 +148,7 @@ class MailStack:
             policy_password=secrets.token_urlsafe(18),
             dkim_port=free_port(),
             relayhost=f"[127.0.0.1]:{relay_port}" if relay_port else "",
+            python=sys.executable,
         )
         self.smtp_port = int(self.settings.smtp_address.rsplit(":", 1)[1])
         self.submission_port = int(self.settings.submission_address.rsplit(":", 1)[1])
@@ -159,7 +161,7 @@ class MailStack:
         self.opendkim_conf = folders["opendkim"] / "opendkim.conf"
         (self.dir / "vmail").mkdir()
         os.chown(self.dir / "vmail", uid, gid)
-        for name in ("dovecot-sql.conf.ext",):
+        for name in ("dovecot-sql.conf.ext", "dovecot-dict-sql.conf.ext"):
             os.chown(folders["dovecot"] / name, 0, grp.getgrnam("dovecot").gr_gid)
         os.chown(self.opendkim_conf, 0, grp.getgrnam("opendkim").gr_gid)
         self.dsn_file = self.dir / "policyd.dsn"

@@ -2,8 +2,9 @@
 
 A tenant's portal users list their domains, open one to see its mailboxes,
 aliases, quota, sending figures and the DNS records to publish, create and
-delete mailboxes and aliases, change mailbox passwords and sending limits,
-and manage their API keys.
+delete mailboxes and aliases, change mailbox passwords, sending limits and
+how long mail is kept, see the storage their mailboxes use (with a banner
+naming those near their quota), and manage their API keys.
 
 Reads run in the portal user's own environment, so that the record rules of
 ``emboux_mail_portal_security.xml`` decide what is visible, and every search
@@ -26,6 +27,7 @@ from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
 from ..models.emboux_mail_domain import OUTBOUND_CUSTOMER
+from ..models.emboux_mail_mailbox import WARNING_LEVELS
 from ..models.emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
 from ..services import dkim, dns_checker
 
@@ -51,6 +53,8 @@ KEY_STATE_BADGES = {
     "expired": "text-bg-secondary",
     "revoked": "text-bg-danger",
 }
+# the most mailboxes a storage banner names, per warning level
+STORAGE_BANNER_MAX = 10
 # the value a customer types in its DNS zone for an expected record
 SPF_RECORD = "v=spf1 {} ~all"
 DMARC_RECORD = "v=DMARC1; p=none"
@@ -58,6 +62,16 @@ DMARC_RECORD = "v=DMARC1; p=none"
 
 class EmbouxMailPortal(CustomerPortal):
     # -- home -----------------------------------------------------------------
+    @http.route()
+    def home(self, **kw):
+        """The home page warns of near-full mailboxes. Not in
+        ``_prepare_home_portal_values``: /my/counters answers those values
+        as JSON, and asks only for counts."""
+        response = super().home(**kw)
+        if request.env["emboux.mail.mailbox"].has_access("read"):
+            response.qcontext.update(self._emboux_storage_values())
+        return response
+
     def _prepare_home_portal_values(self, counters):
         values = super()._prepare_home_portal_values(counters)
         if "emboux_domain_count" in counters:
@@ -90,6 +104,32 @@ class EmbouxMailPortal(CustomerPortal):
         """The tenant's grace period, while it runs (for the page's banner)."""
         graces = self._emboux_tenant().sudo().emboux_grace_ids
         return graces.filtered(lambda g: g.state in ("open", "suspended"))[:1]
+
+    def _emboux_storage_values(self):
+        """The storage banner's values: per warning level, highest first, the
+        tenant's mailboxes at that share of their quota or more (below the
+        higher level). Two queries, which read the mailboxes and their
+        domains too, however many mailboxes the tenant has."""
+        Mailbox = request.env["emboux.mail.mailbox"]
+        warnings, higher = [], []
+        for level in WARNING_LEVELS:
+            mailboxes = Mailbox.search_fetch(
+                [*self._emboux_scope(), ("used_percent", ">=", level), *higher],
+                ["email", "domain_id"],
+                order="used_percent desc, email",
+                limit=STORAGE_BANNER_MAX + 1,
+            )
+            if mailboxes:
+                warnings.append(
+                    {
+                        "level": level,
+                        "danger": level == WARNING_LEVELS[0],
+                        "mailboxes": mailboxes[:STORAGE_BANNER_MAX],
+                        "more": len(mailboxes) > STORAGE_BANNER_MAX,
+                    }
+                )
+            higher = [("used_percent", "<", level)]
+        return {"emboux_storage_warnings": warnings}
 
     def _emboux_key_scope(self):
         return [*self._emboux_scope(), ("is_master", "=", False)]
@@ -231,6 +271,8 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_done=None,
             emboux_form=form or {},
             emboux_grace=self._emboux_running_grace(),
+            emboux_tenant_used_mb=self._emboux_tenant().sudo().emboux_used_mb,
+            **self._emboux_storage_values(),
         )
         return self._emboux_render("emboux_mail.portal_my_email_domains", values, error)
 
@@ -299,8 +341,10 @@ class EmbouxMailPortal(CustomerPortal):
         self, domain, error=None, secret=None, done=None, form=None
     ):
         values = self._prepare_portal_layout_values()
-        mailboxes = request.env["emboux.mail.mailbox"].search(
-            [("domain_id", "=", domain.id)], order="email"
+        # the columns with the ids: mailboxes the storage banner read first
+        # are no reason for another query; the usage is read in one, for all
+        mailboxes = request.env["emboux.mail.mailbox"].search_fetch(
+            [("domain_id", "=", domain.id)], ["email", "quota_mb"], order="email"
         )
         aliases = request.env["emboux.mail.alias"].search(
             [("domain_id", "=", domain.id)], order="source"
@@ -324,6 +368,11 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_password_min=self._emboux_password_min(),
             emboux_done=done,
             emboux_form=form or {},
+            emboux_warning_levels=WARNING_LEVELS,
+            emboux_retention_ceiling=domain.partner_id.sudo()._emboux_plan_value(
+                "max_retention_days"
+            ),
+            **self._emboux_storage_values(),
         )
         return self._emboux_render(
             "emboux_mail.portal_my_email_domain", values, error, secret
@@ -482,6 +531,7 @@ class EmbouxMailPortal(CustomerPortal):
             "mailbox_deleted": env._("The mailbox was deleted."),
             "alias_deleted": env._("The alias was deleted."),
             "sending_changed": env._("The sending limits were changed."),
+            "retention_changed": env._("The time mail is kept was changed."),
             "key_revoked": env._("The API key was revoked."),
             "plan_kept": env._(
                 "You keep the plan you have paid for: the change you had "
@@ -522,6 +572,37 @@ class EmbouxMailPortal(CustomerPortal):
         if error:
             return self._emboux_render_domain(domain, error=error, form=form)
         return request.redirect(f"/my/email/domain/{domain.id}?done=sending_changed")
+
+    # -- retention ------------------------------------------------------------
+    @http.route(
+        "/my/email/domain/<int:domain_id>/retention",
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_email_retention(self, domain_id, **post):
+        """Change how many days the domain keeps its mail; the plan's ceiling
+        is the domain model's rule (``_emboux_set_retention``)."""
+        domain = self._emboux_domain(domain_id)
+        text = (post.get("retention_days") or "").strip()
+        form = {"retention_days": text}
+        days = self._emboux_whole_number(text)
+        if days is None:
+            if self._emboux_whole_number(text.removeprefix("-")) is not None:
+                error = request.env._("Keep mail: a number of days cannot be negative.")
+            else:
+                error = request.env._("Keep mail: type a whole number of days.")
+            return self._emboux_render_domain(domain, error=(error, 422), form=form)
+        # an unchanged value is not checked: a retention the operator set
+        # beyond the plan's ceiling stays when the form is saved as it is
+        if days != domain.retention_days:
+            _dummy, error = self._emboux_attempt(
+                lambda: domain.sudo()._emboux_set_retention(days, "customer")
+            )
+            if error:
+                return self._emboux_render_domain(domain, error=error, form=form)
+        return request.redirect(f"/my/email/domain/{domain.id}?done=retention_changed")
 
     @staticmethod
     def _emboux_whole_number(text):

@@ -187,7 +187,7 @@ class EmbouxMailDomain(models.Model):
         string="Storage Used (MB)",
         compute="_compute_used_mb",
         search="_search_used_mb",
-        digits=(16, 1),
+        digits=(16, 2),
         help="What the domain's mailboxes hold, as the mail server last reported it.",
     )
     retention_days = fields.Integer(

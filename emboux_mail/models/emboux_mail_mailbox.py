@@ -117,7 +117,7 @@ class EmbouxMailMailbox(models.Model):
         string="Used (MB)",
         compute="_compute_usage",
         search="_search_used_mb",
-        digits=(16, 1),
+        digits=(16, 2),
         help="The storage the mailbox uses, as the mail server last reported it.",
     )
     used_messages = fields.Integer(

@@ -38,7 +38,7 @@ class ResPartner(models.Model):
         string="Mail Storage Used (MB)",
         compute="_compute_emboux_used_mb",
         search="_search_emboux_used_mb",
-        digits=(16, 1),
+        digits=(16, 2),
         help="What the customer's mailboxes hold, as the mail server last reported it.",
     )
     emboux_api_key_ids = fields.One2many(

@@ -187,7 +187,7 @@ class TestPortal(EmbouxPortalCase):
         self.assertEqual(self.texts(page, "o_emboux_quota"), ["1 / 3 mailboxes"])
         self.assertEqual(
             self.texts(page, "o_emboux_mailbox_row"),
-            ["info@acme.test 500 MB Password Delete"],
+            ["info@acme.test 0.0 MB of 500 MB (0.0 %) Password Delete"],
         )
         self.assertEqual(
             self.texts(page, "o_emboux_alias_row"),
@@ -209,7 +209,8 @@ class TestPortal(EmbouxPortalCase):
         # forms carry the CSRF token
         tree = html.fromstring(page.text)
         forms = tree.xpath("//form[@method='post']")
-        self.assertEqual(len(forms), 4)  # new mailbox, delete alias, new alias, limits
+        # new mailbox, delete alias, new alias, limits, retention
+        self.assertEqual(len(forms), 5)
         for form in forms:
             self.assertTrue(form.xpath(".//input[@name='csrf_token']/@value"))
 

@@ -149,7 +149,8 @@ SCHEMAS = {
         "transfer_monthly_mb": "int",
         "transfer_used_mb": "number",
     },
-    "Quota": {"email": "str", "quota_mb": "int"},
+    "Quota": {"email": "str", "quota_mb": "int", "used_mb": "number"},
+    "Retention": {"name": "str", "retention_days": "int"},
     "Usage": {
         "token": "str",
         "partner_ref": "str",
@@ -568,6 +569,44 @@ class EmbouxApiController(http.Controller):
     def domain_transfer_set(self, api, caller, body, query, domain_name):
         return api._api_transfer(caller, domain_name, body["transfer_monthly_mb"])
 
+    # -- retention -------------------------------------------------------------
+    @api_route(
+        Route(
+            "GET",
+            "/domains/{domain_name}/retention",
+            "Read how long a domain keeps its mail",
+            response="Retention",
+            errors=((404, "Domain not found"),),
+        )
+    )
+    def domain_retention(self, api, caller, body, query, domain_name):
+        return api._api_retention(caller, domain_name)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/domains/{domain_name}/retention",
+            "Set how long a domain keeps its mail (a customer: within its plan)",
+            body={
+                "retention_days": Field(
+                    "int",
+                    required=True,
+                    minimum=0,
+                    description="Days; messages older than this are deleted "
+                    "daily. 0 = keep forever (a customer only when its plan "
+                    "has no longest retention).",
+                )
+            },
+            response="Retention",
+            errors=(
+                (403, "Retention exceeds plan maximum (N days)"),
+                (404, "Domain not found"),
+            ),
+        )
+    )
+    def domain_retention_set(self, api, caller, body, query, domain_name):
+        return api._api_retention(caller, domain_name, body["retention_days"])
+
     # -- mailboxes -------------------------------------------------------------
     @api_route(
         Route(
@@ -630,7 +669,7 @@ class EmbouxApiController(http.Controller):
         Route(
             "GET",
             "/users/{email}/quota",
-            "Read a mailbox's storage quota",
+            "Read a mailbox's storage quota and use",
             response="Quota",
             errors=((404, "Mailbox not found"),),
         )

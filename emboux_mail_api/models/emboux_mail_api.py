@@ -424,6 +424,15 @@ class EmbouxMailApi(models.AbstractModel):
             "transfer_used_mb": round(domain.transfer_used_mb, 2),
         }
 
+    @api.model
+    def _api_retention(self, caller, name, retention_days=None):
+        """How long the domain keeps its mail; a customer sets it within its
+        plan (see ``_emboux_set_retention``)."""
+        domain = self._api_domain(caller, name)
+        if retention_days is not None:
+            domain._emboux_set_retention(retention_days, caller.role)
+        return {"name": domain.name, "retention_days": domain.retention_days}
+
     # -- mailboxes -------------------------------------------------------------
     @api.model
     def _api_mailbox_dict(self, mailbox):
@@ -481,7 +490,11 @@ class EmbouxMailApi(models.AbstractModel):
         mailbox = self._api_mailbox(caller, email)
         if quota_mb is not None:
             mailbox._emboux_set_quota(quota_mb, caller.role)
-        return {"email": mailbox.email, "quota_mb": mailbox.quota_mb}
+        return {
+            "email": mailbox.email,
+            "quota_mb": mailbox.quota_mb,
+            "used_mb": round(mailbox.used_mb, 2),
+        }
 
     # -- aliases ---------------------------------------------------------------
     @api.model

@@ -83,6 +83,14 @@ VIEWS = {
          WHERE a.source NOT LIKE '@%%'
            AND (ad.id = md.id OR ad.partner_id = md.partner_id)
     """,
+    # the retention job (services/retention.py): every mailbox of a domain
+    # that deletes its old mail, and after how many days
+    "retention": """
+        SELECT m.email AS "user", d.name AS domain, d.retention_days
+          FROM emboux_mail_mailbox m
+          JOIN emboux_mail_domain d ON d.id = m.domain_id
+         WHERE d.retention_days > 0
+    """,
     # OpenDKIM's KeyTable: label -> signing domain, selector, private key
     "dkim_keys": """
         SELECT k.id::text AS id, d.name AS domain_name, k.selector, k.private_key

@@ -14,7 +14,12 @@ library, so it runs on a mail host without Odoo:
         --policy-password '...'
 
 prints the SQL for a database superuser and writes ``postfix/``,
-``dovecot/`` and ``opendkim/`` below ``--out``.
+``dovecot/``, ``opendkim/`` and ``retention/`` below ``--out``.
+
+Dovecot reports each mailbox's storage (its ``quota_clone`` plugin, through
+its SQL dict) into the one table the read-only role may also write. The
+retention job (``retention.py``) runs daily from the systemd timer or the
+cron line written to ``retention/``.
 """
 
 import argparse
@@ -24,6 +29,8 @@ import sys
 from pathlib import Path
 
 SCHEMA = "emboux_mailserver"
+# emboux_mail's table of what each mailbox uses: Dovecot writes it
+USAGE_TABLE = "emboux_mail_mailbox_usage"
 
 
 @dataclasses.dataclass
@@ -41,6 +48,7 @@ class MailServerSettings:
     listen: str = "*"
     run_dir: str = "/var/lib/emboux-mail"  # queues, sockets, logs of the instances
     mail_root: str = "/var/vmail"  # maildirs: <mail_root>/<domain>/<local>/
+    vmail_user: str = "vmail"  # owns the maildirs; uid and gid below
     vmail_uid: int = 5000
     vmail_gid: int = 5000
     # submission (mail clients send through it): STARTTLS, then SASL
@@ -54,6 +62,8 @@ class MailServerSettings:
     policy_password: str = ""
     dkim_port: int = 8891  # OpenDKIM's milter socket, on loopback
     relayhost: str = ""  # where outgoing mail goes; empty: straight to the MX
+    retention_time: str = "03:17"  # when the daily retention job runs
+    python: str = "/usr/bin/python3"  # runs the retention job
     postfix_extra: dict = dataclasses.field(default_factory=dict)
 
 
@@ -78,6 +88,8 @@ def role_sql(settings):
             f'GRANT CONNECT ON DATABASE "{s.dbname}" TO {role};',
             f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role};",
             f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {role};",
+            # Dovecot's quota_clone writes what each mailbox uses
+            f"GRANT SELECT, INSERT, UPDATE ON {USAGE_TABLE} TO {role};",
             # views that a module upgrade re-creates get the grant again
             f'ALTER DEFAULT PRIVILEGES FOR ROLE "{s.odoo_role}" IN SCHEMA {SCHEMA} '
             f"GRANT SELECT ON TABLES TO {role};",
@@ -133,6 +145,15 @@ def policy_dsn(settings):
     return (
         f"host={s.db_host} port={s.db_port} dbname={s.dbname} "
         f"user={s.policy_role} password={s.policy_password}"
+    )
+
+
+def mail_dsn(settings):
+    """The read-only role's connection string, for the retention job."""
+    s = settings
+    return (
+        f"host={s.db_host} port={s.db_port} dbname={s.dbname} "
+        f"user={s.role} password={s.password}"
     )
 
 
@@ -310,10 +331,7 @@ def dovecot_files(settings):
     """``{file name: content}`` of a Dovecot instance (``dovecot -c FILE``)."""
     s = settings
     run = Path(s.run_dir) / "dovecot"
-    connect = (
-        f"host={s.db_host} port={s.db_port} dbname={s.dbname} "
-        f"user={s.role} password={s.password}"
-    )
+    connect = mail_dsn(s)
     sql = (
         "driver = pgsql\n"
         f"connect = {connect}\n"
@@ -345,12 +363,26 @@ auth_mechanisms = plain login
 first_valid_uid = {s.vmail_uid}
 mail_uid = {s.vmail_uid}
 mail_gid = {s.vmail_gid}
-mail_plugins = $mail_plugins quota
+mail_plugins = $mail_plugins quota quota_clone
+# the retention job deletes by saved date: kept from the delivery on (a
+# maildir's own would be the time a client first opened the message)
+mail_always_cache_fields = date.save
 lmtp_rcpt_check_quota = yes
 # a full mailbox answers 4xx: the sender keeps the mail and retries
 quota_full_tempfail = yes
 plugin {{
   quota = maildir:User quota
+  # every change of a mailbox's use is copied to Odoo's database
+  quota_clone_dict = proxy::usage
+}}
+dict {{
+  usage = pgsql:{run}/dovecot-dict-sql.conf.ext
+}}
+service dict {{
+  unix_listener dict {{
+    mode = 0600
+    user = {s.vmail_user}
+  }}
 }}
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
@@ -393,7 +425,67 @@ userdb {{
   args = {run}/dovecot-sql.conf.ext
 }}
 """
-    return {"dovecot.conf": conf, "dovecot-sql.conf.ext": sql}
+    return {
+        "dovecot.conf": conf,
+        "dovecot-sql.conf.ext": sql,
+        "dovecot-dict-sql.conf.ext": _usage_dict(s),
+    }
+
+
+def _usage_dict(settings):
+    """Dovecot's SQL dict for quota_clone: one row per mailbox, its bytes
+    and messages set (not added) on every change. The role's sessions are
+    read-only by default; this connection alone may write."""
+    maps = "".join(
+        "map {\n"
+        f"  pattern = priv/quota/{key}\n"
+        f"  table = {USAGE_TABLE}\n"
+        "  username_field = email\n"
+        f"  value_field = {column}\n"
+        "  value_type = uint\n"
+        "}\n"
+        for key, column in (("storage", "bytes"), ("messages", "messages"))
+    )
+    return (
+        f"connect = {mail_dsn(settings)} "
+        "options=-cdefault_transaction_read_only=off\n" + maps
+    )
+
+
+def retention_files(settings):
+    """``{file name: content}``: the daily retention job, as a systemd
+    service and timer, and as a cron line (use one of them)."""
+    s = settings
+    out = Path(s.run_dir)
+    command = (
+        f"{s.python} {Path(__file__).with_name('retention.py')} "
+        f"--dsn-file {out / 'retention' / 'retention.dsn'} "
+        f"--dovecot-conf {out / 'dovecot' / 'dovecot.conf'}"
+    )
+    hour, minute = s.retention_time.split(":")
+    return {
+        "retention.dsn": mail_dsn(s) + "\n",
+        "emboux-mail-retention.service": (
+            "[Unit]\n"
+            "Description=Delete mail older than each domain's retention\n"
+            "After=dovecot.service postgresql.service\n\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"ExecStart={command}\n"
+        ),
+        "emboux-mail-retention.timer": (
+            "[Unit]\n"
+            "Description=Daily mail retention\n\n"
+            "[Timer]\n"
+            f"OnCalendar=*-*-* {hour}:{minute}:00\n"
+            "Persistent=true\n\n"
+            "[Install]\n"
+            "WantedBy=timers.target\n"
+        ),
+        "emboux-mail-retention.cron": (
+            f"{int(minute)} {int(hour)} * * * root {command}\n"
+        ),
+    }
 
 
 def write(settings, out):
@@ -403,19 +495,16 @@ def write(settings, out):
         ("postfix", postfix_files(settings)),
         ("dovecot", dovecot_files(settings)),
         ("opendkim", opendkim_files(settings)),
+        ("retention", retention_files(settings)),
     ):
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         for file_name, content in files.items():
             path = folder / file_name
             path.write_text(content)
-            # map files and the SQL file hold the role's password
-            os.chmod(
-                path,
-                0o640
-                if file_name.startswith(("pgsql-", "dovecot-sql", "opendkim"))
-                else 0o644,
-            )
+            # map files and the SQL files hold the role's password
+            secret = ("pgsql-", "dovecot-sql", "dovecot-dict", "opendkim", "retention.")
+            os.chmod(path, 0o640 if file_name.startswith(secret) else 0o644)
         folders[name] = folder
     return folders
 

@@ -14,3 +14,4 @@ from . import test_seed_examples
 from . import test_database
 from . import test_tenant_safety
 from . import test_upstream_refusal
+from . import test_storage

@@ -118,7 +118,10 @@ class TestBadInput(EmbouxApiCase):
         response = self._raw(
             "PUT", "/users/box@form.example/quota", '{"quota_mb": 10}', form
         )
-        self.assertEqual(response.json(), {"email": "box@form.example", "quota_mb": 10})
+        self.assertEqual(
+            response.json(),
+            {"email": "box@form.example", "quota_mb": 10, "used_mb": 0.0},
+        )
 
     def test_idn_and_punycode_are_one_domain(self):
         domain = self.create_domain("Bücher.Example")

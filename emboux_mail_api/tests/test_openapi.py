@@ -20,6 +20,8 @@ CONTRACT = [
     ("POST", "/domains/{domain_name}/outbound/increment", True, True),
     ("GET", "/domains/{domain_name}/transfer", False, False),
     ("PUT", "/domains/{domain_name}/transfer", True, True),
+    ("GET", "/domains/{domain_name}/retention", False, False),
+    ("PUT", "/domains/{domain_name}/retention", False, True),
     ("POST", "/users/", False, True),
     ("GET", "/users/", False, False),
     ("PUT", "/users/{email}", False, True),
@@ -65,6 +67,11 @@ ERRORS = {
     ("GET", "/domains/{domain_name}/transfer"): ["Domain not found"],
     ("PUT", "/domains/{domain_name}/transfer"): [
         "Master token required",
+        "Domain not found",
+    ],
+    ("GET", "/domains/{domain_name}/retention"): ["Domain not found"],
+    ("PUT", "/domains/{domain_name}/retention"): [
+        "Retention exceeds plan maximum (N days)",
         "Domain not found",
     ],
     ("POST", "/users/"): [
@@ -145,6 +152,22 @@ class TestOpenapi(EmbouxApiCase):
             self.assertIn("X-Total-Count", ok["headers"])
             names = {p["name"] for p in self._operation("GET", path)["parameters"]}
             self.assertLessEqual({"limit", "offset"}, names)
+
+    def test_storage_schemas(self):
+        """Retention answers its object; the quota tells the use."""
+        schemas = self.document["components"]["schemas"]
+        for method in ("GET", "PUT"):
+            operation = self._operation(method, "/domains/{domain_name}/retention")
+            ok = operation["responses"]["200"]["content"]["application/json"]
+            self.assertEqual(ok["schema"]["$ref"], "#/components/schemas/Retention")
+        put = self._operation("PUT", "/domains/{domain_name}/retention")
+        body = put["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(body["required"], ["retention_days"])
+        self.assertEqual(body["properties"]["retention_days"]["minimum"], 0)
+        self.assertEqual(
+            set(schemas["Retention"]["properties"]), {"name", "retention_days"}
+        )
+        self.assertEqual(schemas["Quota"]["properties"]["used_mb"], {"type": "number"})
 
     def test_outbound_schemas(self):
         """The outbound routes answer their documented objects; the

@@ -126,13 +126,16 @@ class TestUsers(EmbouxApiCase):
         path = "/users/hello@mycompany.com/quota"
         response = self.as_a("GET", path)
         self.assertEqual(
-            self.assertAnswer(response, 200, {"email", "quota_mb"}),
-            {"email": "hello@mycompany.com", "quota_mb": 2048},
+            self.assertAnswer(response, 200, {"email", "quota_mb", "used_mb"}),
+            {"email": "hello@mycompany.com", "quota_mb": 2048, "used_mb": 0.0},
         )
         response = self.as_a("PUT", path, json={"quota_mb": 4096})
         self.assertEqual(
             (response.status_code, response.json()),
-            (200, {"email": "hello@mycompany.com", "quota_mb": 4096}),
+            (
+                200,
+                {"email": "hello@mycompany.com", "quota_mb": 4096, "used_mb": 0.0},
+            ),
         )
         self.assertEqual(self.as_a("GET", path).json()["quota_mb"], 4096)
         self.assertEqual(self._mailbox("hello@mycompany.com").quota_mb, 4096)

@@ -34,6 +34,7 @@ TEST_PACKAGES = {
     "swaks": "swaks",
     "opendkim": "opendkim",
     "/usr/lib/opendbx/libpgsqlbackend.so": "libopendbx1-pgsql",
+    "faketime": "faketime",
 }
 
 
