@@ -209,6 +209,18 @@ class EmbouxMailMailbox(models.Model):
             )
         return used
 
+    def _emboux_usage_level_again(self):
+        """Weigh the use against a new quota now, not at the next delivery:
+        a quota lowered under the use warns, a raised one re-arms."""
+        self.flush_recordset(["quota_mb"])
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET bytes = bytes WHERE email = ANY(%s)",
+                SQL.identifier(USAGE_TABLE),
+                self.mapped("email"),
+            )
+        )
+
     def _search_used_mb(self, operator, value):
         return self._emboux_search_sql(self, "used_mb", operator, value)
 
@@ -322,6 +334,7 @@ class EmbouxMailMailbox(models.Model):
         before = {mailbox.id: mailbox.quota_mb for mailbox in self}
         result = super().write(vals)
         if "quota_mb" in vals:
+            self._emboux_usage_level_again()
             for mailbox in self.filtered(lambda m: m.quota_mb != before[m.id]):
                 mailbox._emboux_sync_enqueue(
                     "mailbox_quota",

@@ -228,6 +228,19 @@ class TestStorage(StorageCase):
         self.assertIn("97", warning.body)
         self.assertFalse(self.queued(self.mailbox.email))
 
+    def test_a_new_quota_is_weighed_at_once(self):
+        """Lowering the quota under the use warns without waiting for mail;
+        raising it re-arms the warning."""
+        self.report(self.mailbox, 50)
+        self.mailbox.quota_mb = 60  # 50 of 60: 83%
+        self.cron.method_direct_trigger()
+        self.assertEqual(len(self.warnings(self.mailbox)), 1)
+        self.mailbox.quota_mb = 1000
+        self.assertEqual(self.usage_row(self.mailbox.email)[2], 0)
+        self.mailbox.quota_mb = 52  # 96%
+        self.cron.method_direct_trigger()
+        self.assertEqual(len(self.warnings(self.mailbox)), 2)
+
     def test_unlimited_quota_never_warns(self):
         unlimited = self.Mailbox.create(
             {"email": "archive@storage.example", "quota_mb": 0}
