@@ -45,6 +45,8 @@
         "views/emboux_mail_reconcile_views.xml",
         "views/emboux_mail_security_log_views.xml",
         "views/emboux_mail_outbound_views.xml",
+        "security/emboux_mail_audit_security.xml",
+        "views/emboux_mail_audit_views.xml",
         "security/emboux_mail_portal_security.xml",
         "views/portal_templates.xml",
         "data/ir_cron_data.xml",

@@ -16,6 +16,7 @@ import dns_zones
 import pytest
 from api_client import Api
 from dns_server import KnotServer
+from mail_stack import MailStack
 from server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +109,12 @@ def demo_server(run_server):
 def master(demo_server):
     """The demo server's REST API, with the master token."""
     return Api(demo_server.url, demo_server.master_token)
+
+
+@pytest.fixture(scope="module")
+def stack(demo_server, cluster):
+    """Postfix, Dovecot, OpenDKIM and the policy service on the demo
+    database, for the tests of one module."""
+    mail = MailStack(cluster, demo_server.db, odoo_role="emboux")
+    yield mail
+    mail.stop()

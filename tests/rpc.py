@@ -48,3 +48,14 @@ class OdooRpc:
             list(args),
             kwargs,
         )
+
+    def run_cron(self, module, name):
+        """Run the scheduled action ``module.name`` now, as Odoo's scheduler
+        would."""
+        [cron] = self.call(
+            "ir.model.data",
+            "search_read",
+            [("module", "=", module), ("name", "=", name)],
+            ["res_id"],
+        )
+        self.call("ir.cron", "method_direct_trigger", [cron["res_id"]])

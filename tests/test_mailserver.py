@@ -15,17 +15,9 @@ import dns_zones
 import psycopg2
 import pytest
 from api_client import Api
-from mail_stack import MailStack
 from rpc import OdooRpc
 
 TENANT_REF = "mail_tenant"
-
-
-@pytest.fixture(scope="module")
-def stack(demo_server, cluster):
-    mail = MailStack(cluster, demo_server.db, odoo_role="emboux")
-    yield mail
-    mail.stop()
 
 
 @pytest.fixture(scope="module")

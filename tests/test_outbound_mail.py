@@ -449,16 +449,7 @@ def test_bounce_guard_suspends_outbound(stack, sink, master, tenants, rpc):
             and "Outbound mail suspended for bouncy.example" in refusal
         )
         client.close()
-        cron = rpc.call(
-            "ir.model.data",
-            "search_read",
-            [
-                ("module", "=", "emboux_mail"),
-                ("name", "=", "ir_cron_emboux_mail_bounce_guard"),
-            ],
-            ["res_id"],
-        )[0]["res_id"]
-        rpc.call("ir.cron", "method_direct_trigger", [cron])
+        rpc.run_cron("emboux_mail", "ir_cron_emboux_mail_bounce_guard")
         [domain] = rpc.call(
             "emboux.mail.domain",
             "search_read",

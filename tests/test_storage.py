@@ -18,19 +18,11 @@ import time
 import psycopg2
 import pytest
 from api_client import Api
-from mail_stack import MailStack
 from rpc import OdooRpc
 
 TENANT_REF = "storage_tenant"
 PASSWORD = "Storage-pass-4711"
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def stack(demo_server, cluster):
-    mail = MailStack(cluster, demo_server.db, odoo_role="emboux")
-    yield mail
-    mail.stop()
 
 
 @pytest.fixture(scope="module")
@@ -179,19 +171,6 @@ def _warnings(rpc, address):
     )
 
 
-def _run_warnings(rpc):
-    cron = rpc.call(
-        "ir.model.data",
-        "search_read",
-        [
-            ("module", "=", "emboux_mail"),
-            ("name", "=", "ir_cron_mailbox_usage_warnings"),
-        ],
-        ["res_id"],
-    )[0]["res_id"]
-    rpc.call("ir.cron", "method_direct_trigger", [cron])
-
-
 def test_one_warning_per_crossing(stack, tenant, usage_db, rpc):
     address = "full@keep.example"
     add_mailbox(tenant, address, quota_mb=1)
@@ -208,7 +187,7 @@ def test_one_warning_per_crossing(stack, tenant, usage_db, rpc):
     for number, (size, expected) in enumerate(steps, start=1):
         deliver(stack, address, f"fill {number}", size=size)
         used = assert_matches_dovecot(stack, tenant, usage_db, address, number)
-        _run_warnings(rpc)
+        rpc.run_cron("emboux_mail", "ir_cron_mailbox_usage_warnings")
         warnings = _warnings(rpc, address)
         assert len(warnings) == expected, (used, warnings)
     for warning in warnings:

@@ -1,4 +1,6 @@
 from . import emboux_mail_mixin
+from . import emboux_mail_audit
+from . import emboux_mail_audit_mixin
 from . import emboux_mail_sync_mixin
 from . import emboux_mail_sync_event
 from . import emboux_mail_sync_receipt

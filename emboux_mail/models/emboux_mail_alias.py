@@ -9,14 +9,21 @@ class EmbouxMailAlias(models.Model):
 
     _name = "emboux.mail.alias"
     _description = "Mail Alias"
-    _inherit = ["emboux.mail.mixin", "emboux.mail.sync.mixin"]
+    _inherit = [
+        "mail.thread",
+        "emboux.mail.mixin",
+        "emboux.mail.sync.mixin",
+        "emboux.mail.audit.mixin",
+    ]
     _order = "create_date desc, id desc"
     _rec_name = "source"
 
     source = fields.Char(
-        required=True, help="An address, or @domain.tld to catch every address."
+        required=True,
+        tracking=True,
+        help="An address, or @domain.tld to catch every address.",
     )
-    destination = fields.Char(required=True)
+    destination = fields.Char(required=True, tracking=True)
     domain_id = fields.Many2one(
         "emboux.mail.domain",
         string="Domain",

@@ -18,11 +18,17 @@ class EmbouxMailApiKey(models.Model):
     """
 
     _name = "emboux.mail.api.key"
-    _inherit = ["emboux.mail.sync.mixin"]
+    _inherit = [
+        "mail.thread",
+        "emboux.mail.sync.mixin",
+        "emboux.mail.audit.mixin",
+    ]
     _description = "Mail Hosting API Key"
     _order = "create_date desc, id desc"
 
-    name = fields.Char(required=True, default=lambda self: self.env._("API key"))
+    name = fields.Char(
+        required=True, tracking=True, default=lambda self: self.env._("API key")
+    )
     partner_id = fields.Many2one(
         "res.partner",
         string="Customer",
@@ -39,8 +45,8 @@ class EmbouxMailApiKey(models.Model):
         help="Sees every tenant and may manage API keys, like the server's "
         "EMBOUX_API_KEY.",
     )
-    active = fields.Boolean(default=True)
-    expires_at = fields.Datetime(string="Expires On")
+    active = fields.Boolean(default=True, tracking=True)
+    expires_at = fields.Datetime(string="Expires On", tracking=True)
     last_used_at = fields.Datetime(string="Last Used", readonly=True, copy=False)
     plan_id = fields.Many2one(
         "emboux.mail.plan",

@@ -73,6 +73,7 @@ class EmbouxMailDomain(models.Model):
         "mail.activity.mixin",
         "emboux.mail.mixin",
         "emboux.mail.sync.mixin",
+        "emboux.mail.audit.mixin",
     ]
     _order = "create_date desc, id desc"
 

@@ -95,6 +95,7 @@ class EmbouxMailMailbox(models.Model):
         "mail.activity.mixin",
         "emboux.mail.mixin",
         "emboux.mail.sync.mixin",
+        "emboux.mail.audit.mixin",
     ]
     _order = "create_date desc, id desc"
     _rec_name = "email"
