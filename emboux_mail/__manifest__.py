@@ -20,6 +20,7 @@
             "passlib",
             "publicsuffixlist",
             "cryptography",
+            "standardwebhooks",
         ]
     },
     "data": [
@@ -46,6 +47,8 @@
         "views/emboux_mail_security_log_views.xml",
         "views/emboux_mail_outbound_views.xml",
         "security/emboux_mail_audit_security.xml",
+        "security/emboux_mail_webhook_security.xml",
+        "views/emboux_mail_webhook_views.xml",
         "views/emboux_mail_audit_views.xml",
         "security/emboux_mail_portal_security.xml",
         "views/portal_templates.xml",
@@ -55,6 +58,8 @@
         "data/ir_cron_billing_data.xml",
         "data/ir_cron_outbound_data.xml",
         "data/ir_cron_storage_data.xml",
+        "data/ir_cron_webhook_data.xml",
+        "data/emboux_mail_webhook_topic_data.xml",
         "data/mail_template_data.xml",
     ],
     "demo": [

@@ -25,3 +25,8 @@ from . import emboux_mail_alias
 from . import emboux_mail_secret_show
 from . import res_config_settings
 from . import emboux_mail_reconcile
+from . import emboux_mail_webhook_topic
+from . import emboux_mail_webhook
+from . import emboux_mail_webhook_event
+from . import emboux_mail_webhook_delivery
+from . import emboux_mail_webhook_attempt

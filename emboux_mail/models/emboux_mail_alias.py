@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 
 from ..exceptions import EmbouxQuotaError, EmbouxValidationError
+from ..services.stamps import stamp
 
 
 class EmbouxMailAlias(models.Model):
@@ -78,6 +79,7 @@ class EmbouxMailAlias(models.Model):
         duplicate = self._emboux_duplicate_error(vals_list[0]["source"])
         aliases = self._emboux_insert(super().create, vals_list, duplicate)
         aliases._emboux_sync_send_create()
+        self.env["emboux.mail.webhook.event"]._emboux_emit("alias.created", aliases)
         return aliases
 
     def write(self, vals):
@@ -111,6 +113,7 @@ class EmbouxMailAlias(models.Model):
         return result
 
     def unlink(self):
+        self.env["emboux.mail.webhook.event"]._emboux_emit("alias.deleted", self)
         if not self.env.context.get("emboux_cascade"):
             for alias in self:
                 alias._emboux_sync_enqueue(
@@ -119,6 +122,17 @@ class EmbouxMailAlias(models.Model):
         return super().unlink()
 
     # -- connected mode (see emboux_mail_sync_mixin) ----------------------------
+    def _emboux_api_dict(self):
+        """The alias as the EmBoux API and the webhooks show it."""
+        self.ensure_one()
+        return {
+            "id": self.id,
+            "domain_id": self.domain_id.id,
+            "source": self.source,
+            "destination": self.destination,
+            "created_at": stamp(self.create_date),
+        }
+
     def _emboux_sync_send_create(self):
         for alias in self:
             alias._emboux_sync_enqueue("alias_create", alias._emboux_sync_payload())

@@ -3,6 +3,7 @@ from odoo.tools import SQL
 
 from ..exceptions import EmbouxForbidden, EmbouxValidationError
 from ..services import hashing
+from ..services.stamps import stamp
 
 QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
 SYNCED_FIELDS = {*QUOTA_FIELDS, "active", "expires_at", "plan_id", "quota_override"}
@@ -161,6 +162,7 @@ class EmbouxMailApiKey(models.Model):
                     vals.setdefault(name, source[name])
         keys = super().create(vals_list)
         keys._emboux_log("key_created")
+        self.env["emboux.mail.webhook.event"]._emboux_emit("key.created", keys)
         for key in keys:
             key._emboux_sync_key("key_create")
         return keys
@@ -173,6 +175,10 @@ class EmbouxMailApiKey(models.Model):
         if toggled:
             event = "key_restored" if vals["active"] else "key_revoked"
             toggled._emboux_log(event)
+            if not vals["active"]:
+                self.env["emboux.mail.webhook.event"]._emboux_emit(
+                    "key.revoked", toggled
+                )
         if not self._emboux_sync_only(vals) and set(vals) & SYNCED_FIELDS:
             for key in self:
                 key._emboux_sync_key("key_update")
@@ -180,6 +186,9 @@ class EmbouxMailApiKey(models.Model):
 
     def unlink(self):
         self._emboux_log("key_deleted")
+        self.env["emboux.mail.webhook.event"]._emboux_emit(
+            "key.revoked", self.filtered("active"), deleted=True
+        )
         for key in self:
             key._emboux_sync_key("key_delete", mark=False)
         return super().unlink()
@@ -293,6 +302,24 @@ class EmbouxMailApiKey(models.Model):
         token = hashing.generate_token()
         key = self.create({**vals, "token": token})
         return key, token
+
+    def _emboux_api_dict(self, token=None):
+        """The key as the EmBoux API shows it; the clear ``token`` only in
+        the answer that creates it (webhooks never carry it)."""
+        self.ensure_one()
+        return {
+            "id": self.id,
+            "token": token,
+            "partner_ref": self.partner_id.emboux_partner_ref or None,
+            "domains_allowed": self.domains_allowed,
+            "domains_used": self.domains_used,
+            "mailboxes_per_domain": self.mailboxes_per_domain,
+            "aliases_per_mailbox": self.aliases_per_mailbox,
+            "active": self.active,
+            "expires_at": stamp(self.expires_at),
+            "created_at": stamp(self.create_date),
+            "last_used_at": stamp(self.last_used_at),
+        }
 
     def action_revoke(self):
         self.check_access("write")

@@ -10,6 +10,7 @@ from ..exceptions import (
     EmbouxValidationError,
 )
 from ..services import dns_checker, hashing, names
+from ..services.stamps import stamp
 
 _logger = logging.getLogger(__name__)
 
@@ -408,6 +409,7 @@ class EmbouxMailDomain(models.Model):
         domains = self._emboux_insert(super().create, vals_list, duplicate)
         self._emboux_lock_tenants(tenants)
         domains._emboux_sync_created()
+        self.env["emboux.mail.webhook.event"]._emboux_emit("domain.created", domains)
         for domain in domains.filtered("verified"):
             domain._emboux_log_verified()
         for domain, children in zip(domains, inline, strict=True):
@@ -455,6 +457,7 @@ class EmbouxMailDomain(models.Model):
             domain._emboux_sync_enqueue(
                 "domain_delete", {"name": domain.name}, mark=False
             )
+        self.env["emboux.mail.webhook.event"]._emboux_emit("domain.deleted", self)
         self.with_context(emboux_cascade=True).mailbox_ids.unlink()
         self.with_context(emboux_cascade=True).alias_ids.unlink()
         result = super().unlink()
@@ -539,6 +542,23 @@ class EmbouxMailDomain(models.Model):
                         )
         self.write(values)
 
+    def _emboux_api_dict(self):
+        """The domain as the EmBoux API and the webhooks show it."""
+        self.ensure_one()
+        return {"id": self.id, "name": self.name, "created_at": stamp(self.create_date)}
+
+    def _emboux_api_item(self):
+        """The domain in ``GET /domains/``: the seed's fields, then its
+        state."""
+        return {
+            **self._emboux_api_dict(),
+            "verified": self.verified,
+            "suspended": self.suspended,
+            "suspension_reason": self.suspension_reason or None,
+            "parent_domain": self.parent_id.name or None,
+            "is_wildcard": self.is_wildcard,
+        }
+
     def _emboux_set_retention(self, days, by):
         """Keep the domains' mail ``days`` days (0: forever). A customer
         (``by``) stays within its plan's longest retention; the operator sets
@@ -564,6 +584,13 @@ class EmbouxMailDomain(models.Model):
         self.ensure_one()
         self.write({"outbound_status": "suspended"})
         rate = _percent(counter.bounce_count, counter.delivered_count)
+        self.env["emboux.mail.webhook.event"]._emboux_emit(
+            "outbound.bounce_guard_tripped",
+            self,
+            bounce_count=counter.bounce_count,
+            delivered_count=counter.delivered_count,
+            bounce_rate=rate,
+        )
         self.message_post(
             body=self.env._(
                 "Outbound mail suspended by the bounce guard: %(bounces)s of "
@@ -847,6 +874,9 @@ class EmbouxMailDomain(models.Model):
         self.write({"dns_state": health, "dns_checked_at": checked_at})
         if previous in (health, "unchecked"):
             return
+        self.env["emboux.mail.webhook.event"]._emboux_emit(
+            "domain.dns_health_changed", self, previous=previous, health=health
+        )
         labels = dict(self._fields["dns_state"]._description_selection(self.env))
         self.message_post(
             body=self.env._(
@@ -938,6 +968,9 @@ class EmbouxMailDomain(models.Model):
                 continue
             domain.write({"suspended": True, "suspension_reason": reason})
             domain._emboux_log("domain_suspended", label)
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "domain.suspended", domain, reason=reason
+            )
 
     def _emboux_activate(self, by):
         """Lift a suspension: an operator lifts any, billing or a customer
@@ -961,6 +994,9 @@ class EmbouxMailDomain(models.Model):
             domain.write({"suspended": False, "suspension_reason": False})
             domain._emboux_log(
                 "domain_activated", self._emboux_label("suspension_reason", by)
+            )
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "domain.activated", domain, reason=reason, by=by
             )
 
     def _emboux_log(self, event, detail=""):
@@ -1024,6 +1060,9 @@ class EmbouxMailDomain(models.Model):
         for domain in self:
             domain._emboux_log(
                 "domain_verified", self._emboux_label("verified_by", domain.verified_by)
+            )
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "domain.verified", domain, verified_by=domain.verified_by
             )
 
     @api.model

@@ -167,6 +167,7 @@ class EmbouxMailGrace(models.Model):
                 date=grace.date_suspend,
             )
         )
+        self.env["emboux.mail.webhook.event"]._emboux_emit("grace.opened", grace)
         grace._emboux_advance(today)
 
     def _emboux_advance(self, today):
@@ -187,6 +188,9 @@ class EmbouxMailGrace(models.Model):
                     day=due[-1],
                     date=self.date_suspend,
                 ),
+            )
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "grace.reminder_sent", self, day=due[-1]
             )
 
     def _emboux_suspend_surplus(self):
@@ -244,6 +248,9 @@ class EmbouxMailGrace(models.Model):
         domains = self._emboux_lift()
         self._emboux_take_step("reactivation", domains)
         self.write({"state": "closed", "date_closed": today})
+        self.env["emboux.mail.webhook.event"]._emboux_emit(
+            "grace.closed", self, reactivated=domains.mapped("name")
+        )
         self.partner_id.message_post(
             body=self.env._(
                 "Mail hosting: back within the plan's domain quota, grace period "
@@ -324,6 +331,19 @@ class EmbouxMailGrace(models.Model):
             )
         )
 
+    def _emboux_api_dict(self):
+        """The grace period as webhooks show it."""
+        self.ensure_one()
+        return {
+            "id": self.id,
+            "state": self.state,
+            "date_start": fields.Date.to_string(self.date_start),
+            "date_suspend": fields.Date.to_string(self.date_suspend),
+            "domains_held": self.domains_held,
+            "domains_allowed": self.domains_allowed,
+            "suspended_domains": self.suspended_domain_ids.mapped("name"),
+        }
+
     def action_cancel(self):
         """The operator waives billing for this customer while it stays over
         its quota: what billing suspended is re-activated, and no new grace
@@ -331,6 +351,9 @@ class EmbouxMailGrace(models.Model):
         for grace in self.filtered(lambda g: g.state in ("open", "suspended")):
             domains = grace._emboux_lift()
             grace.state = "waived"
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "grace.closed", grace, reactivated=domains.mapped("name")
+            )
             grace.partner_id.message_post(
                 body=self.env._(
                     "Mail hosting: grace period cancelled by %(user)s. "

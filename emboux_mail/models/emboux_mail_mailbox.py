@@ -9,6 +9,7 @@ from ..exceptions import (
     EmbouxValidationError,
 )
 from ..services import hashing, names, passwords
+from ..services.stamps import stamp
 from .emboux_mail_domain import MEBIBYTE
 
 # What the mail server reports of each mailbox (Dovecot's quota_clone, see
@@ -320,6 +321,7 @@ class EmbouxMailMailbox(models.Model):
         ).with_env(self.env)
         self._emboux_lock_domains(domains)
         mailboxes._emboux_sync_created(vals_list)
+        self.env["emboux.mail.webhook.event"]._emboux_emit("mailbox.created", mailboxes)
         return mailboxes
 
     def write(self, vals):
@@ -349,6 +351,7 @@ class EmbouxMailMailbox(models.Model):
 
     def unlink(self):
         domains = self.domain_id
+        self.env["emboux.mail.webhook.event"]._emboux_emit("mailbox.deleted", self)
         if not self.env.context.get("emboux_cascade"):
             for mailbox in self:
                 mailbox._emboux_sync_enqueue(
@@ -393,8 +396,25 @@ class EmbouxMailMailbox(models.Model):
                     message_type="comment",
                     subtype_xmlid="mail.mt_comment",
                 )
+                self.env["emboux.mail.webhook.event"]._emboux_emit(
+                    "mailbox.quota_near_full",
+                    mailbox,
+                    used_mb=round(mailbox.used_mb, 2),
+                    used_percent=round(mailbox.used_percent, 1),
+                )
         if len(crossings) >= batch:
             self.env.ref("emboux_mail.ir_cron_mailbox_usage_warnings")._trigger()
+
+    def _emboux_api_dict(self):
+        """The mailbox as the EmBoux API and the webhooks show it."""
+        self.ensure_one()
+        return {
+            "id": self.id,
+            "domain_id": self.domain_id.id,
+            "email": self.email,
+            "quota_mb": self.quota_mb,
+            "created_at": stamp(self.create_date),
+        }
 
     # -- rules -----------------------------------------------------------------
     def _emboux_set_quota(self, quota_mb, by):
@@ -516,6 +536,10 @@ class EmbouxMailMailbox(models.Model):
             # connected: sent upstream from memory, never stored here
             self._emboux_sync_enqueue(
                 "mailbox_password", {"email": self.email}, secret=password
+            )
+        if not self.env.context.get("emboux_sync_creating"):
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "mailbox.password_changed", self
             )
         self.env.cr.execute(
             SQL(

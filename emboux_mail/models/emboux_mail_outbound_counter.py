@@ -54,6 +54,9 @@ class EmbouxMailOutboundCounter(models.Model):
         "domain's outbound mail until an operator activates it again.",
     )
     last_sent_at = fields.Datetime(readonly=True)
+    limit_told_on = fields.Date(
+        readonly=True, help="The last day webhooks were told a limit was reached."
+    )
 
     _sql_constraints = [
         ("domain_uniq", "unique(domain_id)", "A domain has one outbound counter."),
@@ -154,7 +157,8 @@ class EmbouxMailOutboundCounter(models.Model):
     @api.model
     def _cron_bounce_guard(self):
         """Turn the mail server's tripped bounce guard into the domain's
-        outbound status, with a chatter entry and an activity."""
+        outbound status, with a chatter entry and an activity; and tell
+        webhooks, once a day, which domains reached a sending limit."""
         counters = self.sudo().search(
             [
                 ("guard_tripped", "=", True),
@@ -163,3 +167,33 @@ class EmbouxMailOutboundCounter(models.Model):
         )
         for counter in counters:
             counter.domain_id._emboux_bounce_guard_tripped(counter)
+        self._emboux_tell_limits_reached()
+
+    @api.model
+    def _emboux_tell_limits_reached(self):
+        """A hard limit refused mail today, or a soft one let mail over it
+        this month: the ``outbound.limit_reached`` event, once a day."""
+        today = fields.Date.context_today(self)
+        reached = self.sudo().search(
+            [
+                "|",
+                ("refused_today", ">", 0),
+                ("over_month", ">", 0),
+                "|",
+                ("limit_told_on", "=", False),
+                ("limit_told_on", "<", today),
+            ]
+        )
+        for counter in reached:
+            domain = counter.domain_id
+            self.env["emboux.mail.webhook.event"]._emboux_emit(
+                "outbound.limit_reached",
+                domain,
+                outbound_daily_limit=domain.outbound_daily_limit,
+                outbound_monthly_limit=domain.outbound_monthly_limit,
+                outbound_sent_today=counter.sent_today,
+                outbound_sent_month=counter.sent_month,
+                refused_today=counter.refused_today,
+                over_month=counter.over_month,
+            )
+        reached.write({"limit_told_on": today})

@@ -382,6 +382,13 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
         (events - (refused or events.browse()))._emboux_close("undone", message)
         if refused:
             refused._emboux_close("error", reason)
+            for event in refused:
+                self.env["emboux.mail.webhook.event"]._emboux_emit(
+                    "sync.refused",
+                    event._emboux_record(),
+                    operation=event.operation,
+                    reason=redact(reason),
+                )
         for event in stands.filtered(lambda e: e.operation in DELETES):
             here.append(("delete", event.res_model, event.res_id))
             event.write({"state": "done"})  # gone upstream, gone here

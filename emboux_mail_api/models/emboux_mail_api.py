@@ -12,8 +12,8 @@ from odoo.addons.emboux_mail.exceptions import (
     EmbouxUserError,
 )
 from odoo.addons.emboux_mail.services import names
+from odoo.addons.emboux_mail.services.stamps import stamp
 
-TIMESTAMP = "%Y-%m-%dT%H:%M:%S"
 MASTER_ENV = "EMBOUX_API_KEY"
 PASSWORD_CHANGED = "Contraseña actualizada correctamente"
 # what a guess looks like: a malformed header or an unknown token (a known
@@ -62,11 +62,6 @@ OUTBOUND_FIELDS = (
     "complaint_rate",
     "ses_verified",
 )
-
-
-def stamp(value):
-    """The API's timestamps: UTC, ISO 8601, seconds, no timezone suffix."""
-    return value.strftime(TIMESTAMP) if value else None
 
 
 class EmbouxMailApi(models.AbstractModel):
@@ -185,23 +180,12 @@ class EmbouxMailApi(models.AbstractModel):
     # -- domains ---------------------------------------------------------------
     @api.model
     def _api_domain_dict(self, domain):
-        return {
-            "id": domain.id,
-            "name": domain.name,
-            "created_at": stamp(domain.create_date),
-        }
+        return domain._emboux_api_dict()
 
     @api.model
     def _api_domain_item(self, domain):
         """A domain in ``GET /domains/``: the seed's fields, then its state."""
-        return {
-            **self._api_domain_dict(domain),
-            "verified": domain.verified,
-            "suspended": domain.suspended,
-            "suspension_reason": domain.suspension_reason or None,
-            "parent_domain": domain.parent_id.name or None,
-            "is_wildcard": domain.is_wildcard,
-        }
+        return domain._emboux_api_item()
 
     @api.model
     def _api_domain_create(self, caller, name, values):
@@ -436,13 +420,7 @@ class EmbouxMailApi(models.AbstractModel):
     # -- mailboxes -------------------------------------------------------------
     @api.model
     def _api_mailbox_dict(self, mailbox):
-        return {
-            "id": mailbox.id,
-            "domain_id": mailbox.domain_id.id,
-            "email": mailbox.email,
-            "quota_mb": mailbox.quota_mb,
-            "created_at": stamp(mailbox.create_date),
-        }
+        return mailbox._emboux_api_dict()
 
     @api.model
     def _api_stored_name(self, normalize, value):
@@ -499,13 +477,7 @@ class EmbouxMailApi(models.AbstractModel):
     # -- aliases ---------------------------------------------------------------
     @api.model
     def _api_alias_dict(self, alias):
-        return {
-            "id": alias.id,
-            "domain_id": alias.domain_id.id,
-            "source": alias.source,
-            "destination": alias.destination,
-            "created_at": stamp(alias.create_date),
-        }
+        return alias._emboux_api_dict()
 
     @api.model
     def _api_alias_create(self, caller, domain_name, source, destination):
@@ -533,19 +505,7 @@ class EmbouxMailApi(models.AbstractModel):
     # -- API keys (master only) --------------------------------------------------
     @api.model
     def _api_key_dict(self, key, token):
-        return {
-            "id": key.id,
-            "token": token,
-            "partner_ref": key.partner_id.emboux_partner_ref or None,
-            "domains_allowed": key.domains_allowed,
-            "domains_used": key.domains_used,
-            "mailboxes_per_domain": key.mailboxes_per_domain,
-            "aliases_per_mailbox": key.aliases_per_mailbox,
-            "active": key.active,
-            "expires_at": stamp(key.expires_at),
-            "created_at": stamp(key.create_date),
-            "last_used_at": stamp(key.last_used_at),
-        }
+        return key._emboux_api_dict(token)
 
     @api.model
     def _api_key(self, token):
