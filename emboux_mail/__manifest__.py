@@ -52,6 +52,7 @@
         "views/emboux_mail_audit_views.xml",
         "security/emboux_mail_portal_security.xml",
         "views/portal_templates.xml",
+        "views/portal_webhook_templates.xml",
         "data/ir_cron_data.xml",
         "data/ir_cron_sync_data.xml",
         "data/ir_cron_reconcile_data.xml",
