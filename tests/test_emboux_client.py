@@ -39,6 +39,8 @@ ROUTES = {
     ("/domains/{domain_name}/outbound/increment", "post"),
     ("/domains/{domain_name}/transfer", "get"),
     ("/domains/{domain_name}/transfer", "put"),
+    ("/domains/{domain_name}/retention", "get"),
+    ("/domains/{domain_name}/retention", "put"),
     ("/users/", "post"),
     ("/users/", "get"),
     ("/users/{email}", "put"),
@@ -294,7 +296,7 @@ def test_dns_check(api, dns_server):
     )
 
 
-def test_outbound_and_transfer(api):
+def test_outbound_transfer_and_retention(api):
     owner = api.tenant("client_out", domains_allowed=0)
     # placed by the master: verified, so it may send
     api.master.create_domain("client-out.example", "client_out")
@@ -316,6 +318,13 @@ def test_outbound_and_transfer(api):
         403,
         "Master token required",
     )
+    # how long mail is kept: the customer within its plan (no ceiling here)
+    assert owner.get_retention("client-out.example")["retention_days"] == 0
+    assert owner.set_retention("client-out.example", 30) == {
+        "name": "client-out.example",
+        "retention_days": 30,
+    }
+    assert api.master.get_retention("client-out.example")["retention_days"] == 30
 
 
 def test_verify_domain(api):
@@ -419,6 +428,7 @@ def test_mailboxes(api):
     assert owner.set_quota(tagged["email"], 4096) == {
         "email": "a+b@client-box.example",
         "quota_mb": 4096,
+        "used_mb": 0.0,
     }
     assert owner.get_quota(tagged["email"])["quota_mb"] == 4096
     negative = pytest.raises(ec.EmbouxValidation, owner.set_quota, ann["email"], -1)

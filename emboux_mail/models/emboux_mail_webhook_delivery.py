@@ -87,11 +87,20 @@ class EmbouxMailWebhookDelivery(models.Model):
         done = 0
         while time.monotonic() < deadline:
             with registry.cursor() as cr:
-                delivery = self.with_env(self.env(cr=cr))._emboux_next_due()
-                if not delivery:
-                    break
-                delivery._emboux_attempt(settings)
-            done += 1
+                worker = self.with_env(self.env(cr=cr))
+                delivery = worker._emboux_next_due()
+                if delivery:
+                    delivery._emboux_attempt(settings)
+                else:
+                    wait = worker._emboux_seconds_to_next()
+            if delivery:
+                done += 1
+            elif wait is not None and wait < deadline - time.monotonic():
+                # a retry due within this run: wait for it rather than for
+                # the scheduler's next round
+                time.sleep(wait)
+            else:
+                break
         self.env.invalidate_all()  # the deliveries changed in other cursors
         self.env["ir.cron"]._notify_progress(done=done, remaining=0)
         self._emboux_schedule_next()
@@ -196,8 +205,8 @@ class EmbouxMailWebhookDelivery(models.Model):
             )
 
     @api.model
-    def _emboux_schedule_next(self):
-        """Run again when the next pending delivery is due."""
+    def _emboux_next_due_at(self):
+        """When the next pending delivery of an active endpoint is due."""
         self.env.cr.execute(
             SQL(
                 """
@@ -208,7 +217,19 @@ class EmbouxMailWebhookDelivery(models.Model):
                 SQL.identifier(self._table),
             )
         )
-        due = self.env.cr.fetchone()[0]
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _emboux_seconds_to_next(self):
+        due = self._emboux_next_due_at()
+        if due is None:
+            return None
+        return max((due - fields.Datetime.now()).total_seconds(), 0.0)
+
+    @api.model
+    def _emboux_schedule_next(self):
+        """Run again when the next pending delivery is due."""
+        due = self._emboux_next_due_at()
         if due:
             cron = self.env.ref("emboux_mail.ir_cron_webhook_deliver")
             cron._trigger(at=max(due, fields.Datetime.now()))
