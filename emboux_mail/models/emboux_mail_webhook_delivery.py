@@ -47,7 +47,7 @@ class EmbouxMailWebhookDelivery(models.Model):
     )
     attempt_count = fields.Integer(string="Attempts", readonly=True)
     next_attempt_at = fields.Datetime(readonly=True, index=True)
-    last_status = fields.Integer(string="Last Status", readonly=True)
+    last_status = fields.Integer(readonly=True)
     last_latency_ms = fields.Integer(string="Last Latency (ms)", readonly=True)
     last_answer = fields.Char(readonly=True)
     delivered_at = fields.Datetime(readonly=True)
@@ -80,9 +80,11 @@ class EmbouxMailWebhookDelivery(models.Model):
         later one's failure), then come back when the next one is due."""
         deadline = time.monotonic() + run_seconds
         registry = self.env.registry
-        with registry.cursor() as cr:
-            while self.env(cr=cr)["emboux.mail.webhook.event"]._emboux_fan_out():
-                cr.commit()
+        fanned_out = True
+        while fanned_out:  # a batch per transaction
+            with registry.cursor() as cr:
+                Event = self.env(cr=cr)["emboux.mail.webhook.event"]
+                fanned_out = Event._emboux_fan_out()
         settings = self._emboux_settings()
         done = 0
         while time.monotonic() < deadline:

@@ -3,6 +3,8 @@ from odoo.exceptions import ValidationError
 
 from ..services import dns_checker
 from .emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
+from .emboux_mail_webhook import ALLOW_PRIVATE, DISABLE_AFTER_HOURS
+from .emboux_mail_webhook_event import KEEP_DAYS
 
 
 class ResConfigSettings(models.TransientModel):
@@ -143,6 +145,28 @@ class ResConfigSettings(models.TransientModel):
         compute="_compute_emboux_dns_interval_hours",
         inverse="_inverse_emboux_dns_interval_hours",
     )
+    emboux_webhook_allow_private = fields.Boolean(
+        string="Private Webhook Addresses",
+        config_parameter=ALLOW_PRIVATE,
+        help="Let webhook endpoints be on loopback, private and link-local "
+        "addresses: for tests and receivers on your own network. Off, such "
+        "URLs are refused, so that no customer can make this server call the "
+        "network it sits in.",
+    )
+    emboux_webhook_disable_after_hours = fields.Integer(
+        string="Disable Failing Endpoints After (hours)",
+        config_parameter=DISABLE_AFTER_HOURS[0],
+        default=DISABLE_AFTER_HOURS[1],
+        help="An endpoint whose every delivery failed for this long is "
+        "disabled, and its owner told.",
+    )
+    emboux_webhook_keep_days = fields.Integer(
+        string="Keep Webhook Events (days)",
+        config_parameter=KEEP_DAYS[0],
+        default=KEEP_DAYS[1],
+        help="Events are deleted after this many days, with their deliveries "
+        "and delivery log.",
+    )
 
     def _emboux_dns_cron(self):
         return self.env.ref(
@@ -201,3 +225,20 @@ class ResConfigSettings(models.TransientModel):
                         value=volume,
                     )
                 )
+
+    @api.constrains("emboux_webhook_disable_after_hours", "emboux_webhook_keep_days")
+    def _check_emboux_webhooks(self):
+        # Settings does not store 0 (the default would come back): refuse it
+        for settings in self:
+            for name in (
+                "emboux_webhook_disable_after_hours",
+                "emboux_webhook_keep_days",
+            ):
+                if settings[name] < 1:
+                    raise ValidationError(
+                        self.env._(
+                            "%(setting)s: %(value)s is not a number above 0.",
+                            setting=self._fields[name]._description_string(self.env),
+                            value=settings[name],
+                        )
+                    )

@@ -20,7 +20,6 @@ from standardwebhooks import Webhook
 # 10 h, 10 h (seconds after the previous attempt)
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.2
-CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
 ANSWER_KEPT = 500  # characters of the receiver's answer kept in the log
 USER_AGENT = "EmBoux-Webhooks/1.0"
@@ -103,7 +102,7 @@ def post(url, headers, payload, allow_private=False, timeout=READ_TIMEOUT):
             url,
             data=payload.encode(),
             headers=headers,
-            timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+            timeout=timeout,
             allow_redirects=False,
         )
     except (requests.RequestException, UnsafeAddress) as error:

@@ -16,3 +16,5 @@ from . import test_billing_portal
 from . import test_outbound
 from . import test_storage
 from . import test_storage_portal
+from . import test_webhook
+from . import test_webhook_portal

@@ -6,6 +6,7 @@ authenticated caller and the validated body, query and path values, calls
 one ``emboux.mail.api`` method and returns its data.
 """
 
+import dataclasses
 import functools
 import logging
 import re
@@ -63,6 +64,11 @@ OUTBOUND = {
         "str", choices=("active", "suspended"), description="Master only"
     ),
 }
+EVENTS = Field(
+    "list",
+    required=True,
+    description="The event types it hears, such as mailbox.created",
+)
 SCHEMAS = {
     "Domain": {"id": "int", "name": "str", "created_at": "str"},
     "DomainItem": {
@@ -164,6 +170,15 @@ SCHEMAS = {
         "aliases_per_mailbox": "int",
         "active": "bool",
         "expires_at": "str",
+    },
+    "Webhook": {
+        "id": "int",
+        "url": "str",
+        "events": "list",
+        "partner_ref": "str",
+        "active": "bool",
+        "disabled_reason": "str",
+        "secret": "str",
     },
 }
 # fields whose syntax the rules check, by name in the API's bodies
@@ -317,6 +332,15 @@ def api_route(route):
         return endpoint
 
     return decorator
+
+
+def _with_event_types(route, event_types):
+    """``route`` as documented: its ``events`` are one of ``event_types``
+    (the database's, which the description alone does not know)."""
+    if "events" not in route.body:
+        return route
+    events = dataclasses.replace(route.body["events"], choices=tuple(event_types))
+    return dataclasses.replace(route, body={**route.body, "events": events})
 
 
 class EmbouxApiController(http.Controller):
@@ -801,6 +825,108 @@ class EmbouxApiController(http.Controller):
     def api_key_usage(self, api, caller, body, query, token):
         return api._api_key_usage(token, query.get("since"))
 
+    # -- webhooks --------------------------------------------------------------
+    @api_route(
+        Route(
+            "POST",
+            "/webhooks/",
+            "Create a webhook endpoint; its signing secret is answered only here",
+            master=True,
+            body={
+                "url": TEXT,
+                "events": EVENTS,
+                "partner_ref": Field(
+                    "str",
+                    nullable=True,
+                    description="The customer whose events it hears; null or "
+                    "absent: every customer's.",
+                ),
+            },
+            status=201,
+            response="Webhook",
+            errors=(
+                (403, "Master token required"),
+                (404, "Customer not found"),
+                (422, "At least one event type is required"),
+                (422, "Unknown event type: <value>"),
+                (422, "Webhook URL refused: <reason>"),
+            ),
+        )
+    )
+    def webhook_create(self, api, caller, body, query):
+        return api._api_webhook_create(body)
+
+    @api_route(
+        Route(
+            "GET",
+            "/webhooks/",
+            "List webhook endpoints",
+            master=True,
+            query=PAGING,
+            response="[Webhook]",
+            errors=((403, "Master token required"),),
+        )
+    )
+    def webhook_list(self, api, caller, body, query):
+        return api._api_webhook_list(caller, query.get("limit"), query.get("offset"))
+
+    @api_route(
+        Route(
+            "GET",
+            "/webhooks/{webhook_id}",
+            "Read a webhook endpoint",
+            master=True,
+            response="Webhook",
+            errors=((403, "Master token required"), (404, "Webhook not found")),
+        )
+    )
+    def webhook_get(self, api, caller, body, query, webhook_id):
+        return api._api_webhook_get(webhook_id)
+
+    @api_route(
+        Route(
+            "PUT",
+            "/webhooks/{webhook_id}",
+            "Change a webhook endpoint, or rotate its signing secret",
+            master=True,
+            body={
+                "url": Field("str", min_length=1),
+                "events": dataclasses.replace(EVENTS, required=False),
+                "active": Field(
+                    "bool", description="true also clears the disabled_reason"
+                ),
+                "rotate_secret": Field(
+                    "bool",
+                    description="true: a new secret, answered only here; the "
+                    "previous one still signs for 24 hours.",
+                ),
+            },
+            response="Webhook",
+            errors=(
+                (403, "Master token required"),
+                (404, "Webhook not found"),
+                (422, "At least one event type is required"),
+                (422, "Unknown event type: <value>"),
+                (422, "Webhook URL refused: <reason>"),
+            ),
+        )
+    )
+    def webhook_update(self, api, caller, body, query, webhook_id):
+        return api._api_webhook_update(webhook_id, body)
+
+    @api_route(
+        Route(
+            "DELETE",
+            "/webhooks/{webhook_id}",
+            "Delete a webhook endpoint",
+            master=True,
+            status=204,
+            errors=((403, "Master token required"), (404, "Webhook not found")),
+        )
+    )
+    def webhook_delete(self, api, caller, body, query, webhook_id):
+        api._api_webhook_delete(webhook_id)
+
     # -- description -----------------------------------------------------------
     @http.route(
         "/openapi.json",
@@ -811,7 +937,9 @@ class EmbouxApiController(http.Controller):
         save_session=False,
     )
     def openapi_document(self):
+        event_types = request.env["emboux.mail.api"]._api_webhook_event_types()
+        routes = [_with_event_types(route, event_types) for route in ROUTES]
         document = openapi.build(
-            ROUTES, SCHEMAS, "EmBoux API (Odoo)", release.major_version
+            routes, SCHEMAS, "EmBoux API (Odoo)", release.major_version
         )
         return json_response(document)

@@ -2,7 +2,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from odoo import api, models
+from odoo import Command, api, models
 from odoo.tools import SQL
 
 from odoo.addons.emboux_mail.exceptions import (
@@ -10,9 +10,12 @@ from odoo.addons.emboux_mail.exceptions import (
     EmbouxNotFound,
     EmbouxTooManyRequests,
     EmbouxUserError,
+    EmbouxValidationError,
 )
-from odoo.addons.emboux_mail.services import names
+from odoo.addons.emboux_mail.services import names, webhooks
 from odoo.addons.emboux_mail.services.stamps import stamp
+
+from ..services.validation import INT_MAX
 
 MASTER_ENV = "EMBOUX_API_KEY"
 PASSWORD_CHANGED = "Contraseña actualizada correctamente"
@@ -572,3 +575,149 @@ class EmbouxMailApi(models.AbstractModel):
                 if name in KEY_SETTINGS
             },
         }
+
+    # -- webhooks (master only) --------------------------------------------------
+    @api.model
+    def _api_webhooks(self):
+        """Endpoints as the API manages them: as superuser (the API's user
+        has no rights on them and their secrets are the system group's; the
+        routes are master only), disabled ones included."""
+        return self.env["emboux.mail.webhook"].sudo().with_context(active_test=False)
+
+    @api.model
+    def _api_webhook_dict(self, webhook, secret=None):
+        """An endpoint as the API shows it; its ``secret`` only when given
+        (created or rotated: shown once)."""
+        values = {
+            "id": webhook.id,
+            "url": webhook.url,
+            "events": webhook.topic_ids.mapped("code"),
+            "partner_ref": webhook.partner_id.emboux_partner_ref or None,
+            "active": webhook.active,
+            "disabled_reason": webhook.disabled_reason or None,
+        }
+        if secret:
+            values["secret"] = secret
+        return values
+
+    @api.model
+    def _api_webhook(self, webhook_id):
+        """The endpoint whose id is ``webhook_id`` (the path's text)."""
+        webhook = self._api_webhooks()
+        if webhook_id.isdecimal() and int(webhook_id) <= INT_MAX:
+            webhook = webhook.browse(int(webhook_id)).exists()
+        if not webhook:
+            raise EmbouxNotFound(self.env._("Webhook not found"), "Webhook not found")
+        return webhook
+
+    @api.model
+    def _api_webhook_event_types(self):
+        """The event types an endpoint may hear (``emboux_mail``'s data)."""
+        return self.env["emboux.mail.webhook.topic"].sudo().search([]).mapped("code")
+
+    @api.model
+    def _api_webhook_topics(self, codes):
+        """The event types ``codes``; 422 for a list naming none, or one that
+        is unknown."""
+        topics = (
+            self.env["emboux.mail.webhook.topic"].sudo().search([("code", "in", codes)])
+        )
+        unknown = ", ".join(sorted(set(codes) - set(topics.mapped("code"))))
+        if unknown:
+            raise EmbouxValidationError(
+                self.env._("Unknown event type: %(types)s", types=unknown),
+                detail=f"Unknown event type: {unknown}",
+                status=422,
+                field="events",
+            )
+        if not topics:
+            raise EmbouxValidationError(
+                self.env._("At least one event type is required"),
+                detail="At least one event type is required",
+                status=422,
+                field="events",
+            )
+        return topics
+
+    @api.model
+    def _api_webhook_url(self, url):
+        """``url`` if the endpoint's guard lets it through; otherwise 422 with
+        the guard's reason (which the model's constraint would only give as
+        a generic error)."""
+        try:
+            webhooks.check_url(url, self._api_webhooks()._emboux_allow_private())
+        except webhooks.UnsafeAddress as error:
+            raise EmbouxValidationError(
+                self.env._(
+                    "Webhook URL %(url)s is refused: %(reason)s.",
+                    url=url,
+                    reason=str(error),
+                ),
+                detail=f"Webhook URL refused: {error}",
+                status=422,
+                field="url",
+            ) from error
+        return url
+
+    @api.model
+    def _api_webhook_create(self, values):
+        """A new endpoint, for one customer or (``partner_ref`` null) every
+        customer; its secret is answered this once."""
+        partner_ref = values.get("partner_ref")
+        customer = self._api_tenant(partner_ref) if partner_ref else None
+        if partner_ref and not customer:
+            raise EmbouxNotFound(
+                self.env._("No customer is known as %(ref)s.", ref=partner_ref),
+                "Customer not found",
+            )
+        webhook = self._api_webhooks().create(
+            {
+                "url": self._api_webhook_url(values["url"]),
+                "topic_ids": [
+                    Command.set(self._api_webhook_topics(values["events"]).ids)
+                ],
+                "partner_id": customer.id if customer else False,
+                "secret_shown": True,
+            }
+        )
+        return self._api_webhook_dict(webhook, webhook.secret)
+
+    @api.model
+    def _api_webhook_list(self, caller, limit=None, offset=None):
+        # the page as _api_webhooks() reads: disabled endpoints included
+        as_manager = self.with_env(self._api_webhooks().env)
+        found, total = as_manager._api_page(
+            "emboux.mail.webhook", caller, [], limit, offset
+        )
+        return [self._api_webhook_dict(webhook) for webhook in found], total
+
+    @api.model
+    def _api_webhook_get(self, webhook_id):
+        return self._api_webhook_dict(self._api_webhook(webhook_id))
+
+    @api.model
+    def _api_webhook_update(self, webhook_id, values):
+        """Change the URL, the events or the state (enabling also forgets
+        why it was disabled); ``rotate_secret`` answers a new secret, once,
+        while the previous one still signs for a while."""
+        webhook = self._api_webhook(webhook_id)
+        vals = {}
+        if "url" in values:
+            vals["url"] = self._api_webhook_url(values["url"])
+        if "events" in values:
+            topics = self._api_webhook_topics(values["events"])
+            vals["topic_ids"] = [Command.set(topics.ids)]
+        if values.get("active") is False:
+            vals["active"] = False
+        elif values.get("active") and not webhook.active:
+            webhook.action_enable()
+        secret = None
+        if values.get("rotate_secret"):
+            vals["secret_shown"] = True  # the answer shows it
+            secret = webhook._emboux_rotate_secret()
+        webhook.write(vals)
+        return self._api_webhook_dict(webhook, secret)
+
+    @api.model
+    def _api_webhook_delete(self, webhook_id):
+        self._api_webhook(webhook_id).unlink()

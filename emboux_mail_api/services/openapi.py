@@ -10,6 +10,8 @@ FIELD_TYPES = {
     "int": {"type": "integer"},
     "bool": {"type": "boolean"},
     "datetime": {"type": "string", "format": "date-time"},
+    # a list of strings: its ``choices`` are the items' enum
+    "list": {"type": "array", "items": {"type": "string"}},
 }
 
 
@@ -48,7 +50,9 @@ def _field_schema(spec: Field):
     ):
         if value is not None:
             schema[key] = value
-    if spec.choices:
+    if spec.choices and spec.kind == "list":
+        schema["items"] = {**schema["items"], "enum": list(spec.choices)}
+    elif spec.choices:
         schema["enum"] = list(spec.choices)
     if spec.default is not MISSING:
         schema["default"] = spec.default

@@ -6,6 +6,7 @@ A schema is a mapping ``field -> Field``. Unknown body fields are ignored,
 as FastAPI does.
 """
 
+import dataclasses
 import datetime
 import json
 import re
@@ -18,7 +19,7 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 @dataclass(frozen=True)
 class Field:
-    kind: str  # "str", "int", "bool", "datetime"
+    kind: str  # "str", "int", "bool", "datetime", "list" (of "str")
     required: bool = False
     nullable: bool = False
     minimum: int | None = None
@@ -67,6 +68,21 @@ def _check_string(value, spec, location, name):
         message = f"Input should be {expected}"
         return None, error(location, name, message, "enum", value)
     return value, None
+
+
+def _convert_list(_kind, value, spec, location, name):
+    """A list of strings, each checked as a "str" of ``spec``'s
+    constraints; an item's error is located by its index."""
+    if not isinstance(value, list):
+        message = "Input should be a valid list"
+        return None, error(location, name, message, "list_type", value)
+    item = dataclasses.replace(spec, kind="str")
+    for index, entry in enumerate(value):
+        _entry, problem = _convert("str", entry, item, location, name)
+        if problem:
+            problem["loc"].append(index)
+            return None, problem
+    return list(value), None
 
 
 def _convert(kind, value, spec, location, name):
@@ -161,7 +177,8 @@ def validate(schema, data, location):
         if value is None and spec.nullable:
             values[name] = None
             continue
-        converted, problem = _convert(spec.kind, value, spec, location, name)
+        convert = _convert_list if spec.kind == "list" else _convert
+        converted, problem = convert(spec.kind, value, spec, location, name)
         if problem:
             errors.append(problem)
         else:

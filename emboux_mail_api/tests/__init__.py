@@ -15,3 +15,4 @@ from . import test_database
 from . import test_tenant_safety
 from . import test_upstream_refusal
 from . import test_storage
+from . import test_webhooks

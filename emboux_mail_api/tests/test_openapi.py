@@ -35,6 +35,11 @@ CONTRACT = [
     ("PUT", "/api-keys/{token}", True, True),
     ("DELETE", "/api-keys/{token}", True, False),
     ("GET", "/api-keys/{token}/usage", True, False),
+    ("POST", "/webhooks/", True, True),
+    ("GET", "/webhooks/", True, False),
+    ("GET", "/webhooks/{webhook_id}", True, False),
+    ("PUT", "/webhooks/{webhook_id}", True, True),
+    ("DELETE", "/webhooks/{webhook_id}", True, False),
 ]
 # decided error texts (§B.1, §B.2 and the brief's decisions) per operation
 ERRORS = {
@@ -89,6 +94,19 @@ ERRORS = {
     ("DELETE", "/aliases/{source}"): ["Alias not found"],
     ("POST", "/api-keys/"): ["API key already exists", "Master token required"],
     ("PUT", "/api-keys/{token}"): ["API key not found"],
+    ("POST", "/webhooks/"): [
+        "Master token required",
+        "Customer not found",
+        "Unknown event type",
+        "Webhook URL refused",
+    ],
+    ("GET", "/webhooks/{webhook_id}"): ["Webhook not found"],
+    ("PUT", "/webhooks/{webhook_id}"): [
+        "Webhook not found",
+        "Unknown event type",
+        "Webhook URL refused",
+    ],
+    ("DELETE", "/webhooks/{webhook_id}"): ["Webhook not found"],
 }
 
 
