@@ -778,6 +778,39 @@ class EmbouxMailPortal(CustomerPortal):
             return self._emboux_render_domain(domain, error=error)
         return request.redirect(f"/my/email/domain/{domain.id}?done=alias_deleted")
 
+    # -- audit trail ----------------------------------------------------------
+    @http.route(
+        ["/my/email/audit", "/my/email/audit/page/<int:page>"],
+        type="http",
+        auth="user",
+        methods=["GET"],
+        website=True,
+    )
+    def portal_my_email_audit(self, page=1, **kw):
+        """The changes of the tenant's hosting, newest first. Portal users
+        have no access to the trail itself: it is read with ``sudo``, on the
+        tenant's entries only, by whoever may read the tenant's domains."""
+        request.env["emboux.mail.domain"].check_access("read")
+        Audit = request.env["emboux.mail.audit"].sudo()
+        scope = self._emboux_scope()
+        pager = portal_pager(
+            url="/my/email/audit",
+            total=Audit.search_count(scope),
+            page=page,
+            step=self._items_per_page,
+        )
+        entries = Audit.search(
+            scope, limit=self._items_per_page, offset=pager["offset"]
+        )
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="emboux_audit",
+            default_url="/my/email/audit",
+            pager=pager,
+            emboux_entries=entries,
+        )
+        return request.render("emboux_mail.portal_my_email_audit", values)
+
     # -- API keys -------------------------------------------------------------
     @http.route(
         "/my/email/keys", type="http", auth="user", methods=["GET"], website=True

@@ -1,7 +1,6 @@
 import logging
 
 from odoo import api, fields, models
-from odoo.http import request
 
 _logger = logging.getLogger(__name__)
 
@@ -62,14 +61,10 @@ class EmbouxMailSecurityLog(models.Model):
     @api.model
     def _emboux_log(self, event, records, detail=""):
         """Log ``event`` for each of ``records`` (domains or keys)."""
-        key_id = self.env.context.get(API_KEY_CONTEXT)
-        if key_id is not None:
-            channel = "api"
-        elif not request:
-            channel = "system"
-        else:
-            channel = "portal" if self.env.user._is_portal() else "backend"
-        address = request.httprequest.remote_addr if request else False
+        actor = self.env["emboux.mail.audit"]._emboux_actor()
+        # this log's older name of the scheduled actions' door
+        channel = "system" if actor["channel"] == "cron" else actor["channel"]
+        address = actor["address"]
         values = []
         for record in records:
             values.append(
@@ -80,8 +75,8 @@ class EmbouxMailSecurityLog(models.Model):
                     "res_id": record.id,
                     "partner_id": record.partner_id.id,
                     "detail": detail,
-                    "user_id": self.env.uid,
-                    "api_key_id": key_id or False,
+                    "user_id": actor["user_id"],
+                    "api_key_id": actor["api_key_id"],
                     "channel": channel,
                     "address": address,
                     "company_id": record.company_id.id or self.env.company.id,

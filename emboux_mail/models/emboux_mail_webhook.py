@@ -78,19 +78,27 @@ class EmbouxMailWebhook(models.Model):
         for vals in vals_list:
             vals.setdefault("secret", webhooks.new_secret())
         webhooks_ = super().create(vals_list)
-        self.env.registry.clear_cache()
+        webhooks_._emboux_subscriptions_changed()
         return webhooks_
 
     def write(self, vals):
         result = super().write(vals)
         if {"active", "partner_id", "topic_ids"} & set(vals):
-            self.env.registry.clear_cache()
+            self._emboux_subscriptions_changed()
         return result
 
     def unlink(self):
         result = super().unlink()
-        self.env.registry.clear_cache()
+        self._emboux_subscriptions_changed()
         return result
+
+    def _emboux_subscriptions_changed(self):
+        """Forget who listens: now, for the rest of this transaction (once
+        the change is in the table), and again at commit, for a process
+        that cached the old state meanwhile."""
+        self.env.flush_all()
+        self.env.registry.clear_cache()
+        self.env.cr.postcommit.add(self.env.registry.clear_cache)
 
     @api.model
     def _emboux_allow_private(self):

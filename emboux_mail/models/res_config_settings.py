@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services import dns_checker
+from .emboux_mail_audit import RETENTION_DEFAULT, RETENTION_PARAM
 from .emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
 from .emboux_mail_webhook import ALLOW_PRIVATE, DISABLE_AFTER_HOURS
 from .emboux_mail_webhook_event import KEEP_DAYS
@@ -160,6 +161,14 @@ class ResConfigSettings(models.TransientModel):
         help="An endpoint whose every delivery failed for this long is "
         "disabled, and its owner told.",
     )
+    emboux_audit_retention_days = fields.Integer(
+        string="Keep Audit Entries (days)",
+        config_parameter=RETENTION_PARAM,
+        default=RETENTION_DEFAULT,
+        help="Older audit entries are deleted by Odoo's daily clean-up. To "
+        "keep them forever, set the system parameter "
+        "emboux_mail.audit_retention_days to 0.",
+    )
     emboux_webhook_keep_days = fields.Integer(
         string="Keep Webhook Events (days)",
         config_parameter=KEEP_DAYS[0],
@@ -226,13 +235,18 @@ class ResConfigSettings(models.TransientModel):
                     )
                 )
 
-    @api.constrains("emboux_webhook_disable_after_hours", "emboux_webhook_keep_days")
-    def _check_emboux_webhooks(self):
+    @api.constrains(
+        "emboux_webhook_disable_after_hours",
+        "emboux_webhook_keep_days",
+        "emboux_audit_retention_days",
+    )
+    def _check_emboux_days(self):
         # Settings does not store 0 (the default would come back): refuse it
         for settings in self:
             for name in (
                 "emboux_webhook_disable_after_hours",
                 "emboux_webhook_keep_days",
+                "emboux_audit_retention_days",
             ):
                 if settings[name] < 1:
                     raise ValidationError(

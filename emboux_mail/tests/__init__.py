@@ -18,3 +18,4 @@ from . import test_storage
 from . import test_storage_portal
 from . import test_webhook
 from . import test_webhook_portal
+from . import test_audit

@@ -42,7 +42,8 @@ class EmbouxMailMailboxPassword(models.TransientModel):
                 raise EmbouxValidationError(
                     self.env._("Password: the two passwords differ.")
                 )
-            wizard.mailbox_id._emboux_set_password(wizard.new_password)
+            # through the field: the audit trail records the change
+            wizard.mailbox_id.password = wizard.new_password
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -56,7 +57,7 @@ class EmbouxMailMailboxPassword(models.TransientModel):
         if self.mode == "type":
             return {"type": "ir.actions.act_window_close"}
         password = self.mailbox_id._emboux_generate_password()
-        self.mailbox_id._emboux_set_password(password)
+        self.mailbox_id.password = password
         return self.env["emboux.mail.secret.show"]._emboux_action(
             self.env._("New password of %(email)s", email=self.mailbox_id.email),
             password,

@@ -15,4 +15,5 @@ from . import test_database
 from . import test_tenant_safety
 from . import test_upstream_refusal
 from . import test_storage
+from . import test_audit
 from . import test_webhooks
