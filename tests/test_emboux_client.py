@@ -54,6 +54,11 @@ ROUTES = {
     ("/api-keys/{token}", "put"),
     ("/api-keys/{token}", "delete"),
     ("/api-keys/{token}/usage", "get"),
+    ("/webhooks/", "post"),
+    ("/webhooks/", "get"),
+    ("/webhooks/{webhook_id}", "get"),
+    ("/webhooks/{webhook_id}", "put"),
+    ("/webhooks/{webhook_id}", "delete"),
 }
 
 
@@ -571,6 +576,38 @@ def test_api_keys(api):
             404,
             "API key not found",
         )
+
+
+def test_webhooks(api):
+    """Endpoints are the master's; the secret comes once, and again on a
+    rotation."""
+    created = api.master.create_webhook(
+        "https://93.184.215.14/hooks", ["mailbox.created"]
+    )
+    assert created["secret"].startswith("whsec_")
+    assert created["partner_ref"] is None
+    hook_id = created["id"]
+    assert "secret" not in api.master.get_webhook(hook_id)
+    assert hook_id in [hook["id"] for hook in api.master.list_webhooks().items]
+    changed = api.master.update_webhook(
+        hook_id, events=["alias.created", "alias.deleted"], rotate_secret=True
+    )
+    assert changed["events"] == ["alias.created", "alias.deleted"]
+    assert changed["secret"] not in (None, created["secret"])
+    owner = api.tenant("client_hooks")
+    _refused(
+        lambda: owner.list_webhooks(),
+        ec.EmbouxForbidden,
+        403,
+        "Master token required",
+    )
+    api.master.delete_webhook(hook_id)
+    _refused(
+        lambda: api.master.get_webhook(hook_id),
+        ec.EmbouxNotFound,
+        404,
+        "Webhook not found",
+    )
 
 
 def test_wrong_token(api):

@@ -422,5 +422,31 @@ class EmbouxClient:
         return self._json("GET", f"/api-keys/{_segment(token)}/usage", params=params)
 
     # -- description -----------------------------------------------------------
+    def create_webhook(self, url, events, partner_ref=None):
+        """Master only: an endpoint hearing ``events`` of the tenant
+        ``partner_ref`` (None: of every tenant); the answer holds its
+        signing secret, never shown again."""
+        body = {"url": url, "events": list(events), "partner_ref": partner_ref}
+        return self._json("POST", "/webhooks/", body)
+
+    def list_webhooks(self, limit=None, offset=None):
+        return self._page("/webhooks/", limit=limit, offset=offset)
+
+    def get_webhook(self, webhook_id):
+        return self._json("GET", f"/webhooks/{_segment(webhook_id)}")
+
+    def update_webhook(
+        self, webhook_id, url=UNSET, events=UNSET, active=UNSET, rotate_secret=UNSET
+    ):
+        """Changes only the fields given; ``rotate_secret=True`` answers a
+        new secret once (the previous one still signs for a day)."""
+        body = _given(
+            UNSET, url=url, events=events, active=active, rotate_secret=rotate_secret
+        )
+        return self._json("PUT", f"/webhooks/{_segment(webhook_id)}", body)
+
+    def delete_webhook(self, webhook_id):
+        return self._json("DELETE", f"/webhooks/{_segment(webhook_id)}")
+
     def openapi(self):
         return self._json("GET", "/openapi.json")
