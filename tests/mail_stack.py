@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg2
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "emboux_mail_api" / "services"))
 
@@ -216,6 +218,19 @@ class MailStack:
             stderr=subprocess.STDOUT,
         )
         _wait_port(self.policy_port, "policyd", self.policyd_log)
+
+    def mail_role_connection(self):
+        """A connection to the database as the mail servers' role, in
+        autocommit."""
+        connection = psycopg2.connect(
+            host=self.settings.db_host,
+            port=self.settings.db_port,
+            dbname=self.settings.dbname,
+            user=self.settings.role,
+            password=self.password,
+        )
+        connection.autocommit = True
+        return connection
 
     def stop_policy(self):
         """Stop the policy service as its init system would (SIGTERM)."""

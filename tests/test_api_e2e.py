@@ -239,4 +239,9 @@ def test_openapi_lists_master_routes(demo_server):
         ("/api-keys/{token}", "put"),
         ("/api-keys/{token}", "delete"),
         ("/api-keys/{token}/usage", "get"),
+        ("/webhooks/", "post"),
+        ("/webhooks/", "get"),
+        ("/webhooks/{webhook_id}", "get"),
+        ("/webhooks/{webhook_id}", "put"),
+        ("/webhooks/{webhook_id}", "delete"),
     }

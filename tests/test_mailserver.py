@@ -327,15 +327,8 @@ def test_full_mailbox_gets_a_temporary_failure(stack, tenant):
     stack.drop_deferred()
 
 
-def test_mail_role_reads_the_views_only(stack, demo_server, cluster):
-    connection = psycopg2.connect(
-        host="127.0.0.1",
-        port=cluster.port,
-        dbname=demo_server.db,
-        user=stack.settings.role,
-        password=stack.password,
-    )
-    connection.autocommit = True
+def test_mail_role_reads_the_views_only(stack):
+    connection = stack.mail_role_connection()
     with connection.cursor() as cr:
         cr.execute("SELECT count(*) FROM emboux_mailserver.users")
         assert cr.fetchone()[0] > 0

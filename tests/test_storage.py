@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-import psycopg2
 import pytest
 from api_client import Api
 from rpc import OdooRpc
@@ -41,16 +40,9 @@ def rpc(demo_server):
 
 
 @pytest.fixture(scope="module")
-def usage_db(stack, cluster, demo_server):
+def usage_db(stack):
     """The usage table, read as the mail servers' role reads it."""
-    connection = psycopg2.connect(
-        host="127.0.0.1",
-        port=cluster.port,
-        dbname=demo_server.db,
-        user=stack.settings.role,
-        password=stack.password,
-    )
-    connection.autocommit = True
+    connection = stack.mail_role_connection()
     yield connection
     connection.close()
 
