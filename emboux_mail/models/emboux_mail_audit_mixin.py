@@ -111,7 +111,19 @@ class EmbouxMailAuditMixin(models.AbstractModel):
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
-        snapshot = records._emboux_audit_snapshot(self._emboux_audited_fields())
+        records._emboux_audit_created(
+            [
+                record.id
+                for record, vals in zip(records, vals_list, strict=True)
+                if self._emboux_audit_secrets_set(vals)
+            ]
+        )
+        return records
+
+    def _emboux_audit_created(self, secrets=()):
+        """One entry per record, with its initial values (``secrets``: the
+        ids of the records created with a password or token)."""
+        snapshot = self._emboux_audit_snapshot(self._emboux_audited_fields())
         changes = {
             record_id: {
                 name: {"new": value}
@@ -120,14 +132,8 @@ class EmbouxMailAuditMixin(models.AbstractModel):
             }
             for record_id, values in snapshot.items()
         }
-        secrets = [
-            record.id
-            for record, vals in zip(records, vals_list, strict=True)
-            if self._emboux_audit_secrets_set(vals)
-        ]
         Audit = self.env["emboux.mail.audit"]
-        Audit.sudo().create(Audit._emboux_entries("create", records, changes, secrets))
-        return records
+        Audit.sudo().create(Audit._emboux_entries("create", self, changes, secrets))
 
     def write(self, vals):
         names = self._emboux_audited_fields().intersection(vals)
@@ -136,6 +142,14 @@ class EmbouxMailAuditMixin(models.AbstractModel):
             return super().write(vals)
         before = self._emboux_audit_snapshot(names)
         result = super().write(vals)
+        self._emboux_audit_written(before, secret)
+        return result
+
+    def _emboux_audit_written(self, before, secret=False):
+        """One entry per record whose fields of ``before`` (a snapshot
+        taken before the change) changed, or whose password or token was
+        set (``secret``)."""
+        names = next(iter(before.values()), {}).keys()
         changes = {
             record_id: {
                 name: {"old": before[record_id][name], "new": value}
@@ -152,7 +166,6 @@ class EmbouxMailAuditMixin(models.AbstractModel):
                     "write", changed, changes, changed.ids if secret else ()
                 )
             )
-        return result
 
     def unlink(self):
         """The entries are made before (the records' names and tenants are

@@ -110,6 +110,18 @@ class EmbouxMailSyncUndo(models.Model):
             self.env.flush_all()
             table = SQL.identifier(model._table)
             row = json.dumps(entry.row)
+            # restored behind the ORM: the audit trail is told here
+            audited = hasattr(model, "_emboux_audited_fields")
+            names = (
+                model._emboux_audited_fields().intersection(entry.row)
+                if audited
+                else ()
+            )
+            before = (
+                record._emboux_audit_snapshot(names)
+                if names and entry.kind == "write"
+                else None
+            )
             if entry.kind == "write":
                 columns = [SQL.identifier(name) for name in entry.row]
                 self.env.cr.execute(
@@ -137,6 +149,10 @@ class EmbouxMailSyncUndo(models.Model):
             self.env.invalidate_all()
             # stored values computed from these rows (quotas)
             record.modified([name for name in entry.row if name in model._fields])
+            if before:
+                record._emboux_audit_written(before)
+            elif audited and entry.kind != "write":
+                record._emboux_audit_created()
             if counted:
                 counters.append(record._emboux_counted_in())
         Hosting = self.env["emboux.mail.domain"]

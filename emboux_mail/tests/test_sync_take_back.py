@@ -81,6 +81,15 @@ class TestTakeBack(ConnectedCase):
         self.assertEqual(self.upstream.calls[-1][1], ("q@write.example", 100))
         self.assertEqual((mailbox.quota_mb, domain.suspended), (100, False))
         self.assertEqual(domain.sync_state, "error")
+        # the trail shows the change, then its taking back
+        trail = self.env["emboux.mail.audit"].search(
+            [("res_model", "=", mailbox._name), ("res_id", "=", mailbox.id)],
+            order="id",
+        )
+        self.assertEqual(
+            [entry.changes.get("quota_mb") for entry in trail[-2:]],
+            [{"old": 100, "new": 250}, {"old": 250, "new": 100}],
+        )
 
     def test_a_refused_delete_brings_the_rows_back(self):
         domain = self.make_domain("keep.example")
@@ -97,6 +106,12 @@ class TestTakeBack(ConnectedCase):
         restored = self.Domain.search([("name", "=", "keep.example")])
         self.assertEqual((restored.id, restored.mailbox_ids.ids), (ids[0], [ids[1]]))
         self.assertEqual(restored.mailbox_count, 1)
+        # deleted, then back: the trail tells both
+        trail = self.env["emboux.mail.audit"].search(
+            [("res_model", "=", domain._name), ("res_id", "=", domain.id)],
+            order="id",
+        )
+        self.assertEqual(trail[-2:].mapped("action"), ["unlink", "create"])
 
     def test_a_refused_token_swap_keeps_the_old_token(self):
         key, token = self.Key._emboux_generate({"partner_id": self.tenant.id})
