@@ -35,6 +35,7 @@ TEST_PACKAGES = {
     "opendkim": "opendkim",
     "/usr/lib/opendbx/libpgsqlbackend.so": "libopendbx1-pgsql",
     "faketime": "faketime",
+    "nginx": "nginx",
 }
 
 
