@@ -31,6 +31,10 @@ ON_REFUSAL = "emboux_mail.sync_on_refusal"
 BATCHES_PER_RUN = 20
 # a batch its request has not sent after this long is the scheduler's
 ORPHAN = timedelta(minutes=1)
+# how long a call the upstream did not answer may still be on its way there
+# (in read timeouts): its undoing finds "not found" meanwhile, which does
+# not yet mean that nothing was created
+IN_FLIGHT_TIMEOUTS = 5
 # a batch queued behind another is looked at again no sooner than this
 QUEUED_DELAY = timedelta(seconds=10)
 # an earlier batch of the same lanes, never tried yet, goes first
@@ -303,8 +307,10 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                         rest._emboux_postpone(error)
                         return None
                     # the call without an answer may have been applied: it
-                    # is undone with the steps delivered before it
+                    # is undone with the steps delivered before it, once it
+                    # can no longer be on its way
                     delivered |= event
+                    unanswered = event
                     error = EmbouxUserError(
                         self.env._(
                             "The upstream EmBoux API cannot be reached and a "
@@ -313,7 +319,9 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                             error=redact(str(error)),
                         )
                     )
-                    self._emboux_take_back(ordered, delivered, error, here, client)
+                    self._emboux_take_back(
+                        ordered, delivered, error, here, client, unanswered=unanswered
+                    )
                     return error
                 except (ec.EmbouxApiError, EmbouxUserError) as error:
                     if event.undoes_id and event.operation in CREATES:
@@ -343,11 +351,20 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     @api.model
     def _emboux_take_back(
-        self, events, delivered, error, here, client=None, refused=None
+        self,
+        events,
+        delivered,
+        error,
+        here,
+        client=None,
+        refused=None,
+        unanswered=None,
     ):
         """All or nothing: undo upstream what ``events`` already delivered,
         newest first, and record why on every step; the local change is
-        undone next, from its journal (``here``, see ``_do_here``)."""
+        undone next, from its journal (``here``, see ``_do_here``). The
+        undoing of the ``unanswered`` call is queued: sent now, it could
+        reach the upstream before the call itself."""
         reason = str(error)
         stands = events.browse()  # delivered and not undoable: they stand
         for event in reversed(delivered):
@@ -359,6 +376,15 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                     event.name,
                 )
                 stands |= event
+                continue
+            if event == unanswered:
+                operation, payload = inverse
+                read_timeout = self.env["emboux.mail.sync.mixin"]._emboux_sync_timeout()
+                until = fields.Datetime.now() + timedelta(
+                    seconds=IN_FLIGHT_TIMEOUTS * read_timeout[1]
+                )
+                payload = dict(payload, in_flight_until=until.isoformat())
+                self._emboux_queue_inverse(event, (operation, payload), error)
                 continue
             try:
                 event._emboux_call(client, None, *inverse)

@@ -2,7 +2,7 @@
 makes and the call that undoes it (see ``emboux_mail_sync_mixin``)."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from psycopg2 import errors
 
@@ -216,9 +216,16 @@ class EmbouxMailSyncEvent(models.Model):
                 return client.update_api_key(token, **p.get("values", {}))
             return None
         except ec.EmbouxNotFound:
-            if op in DELETES:
-                return None  # already gone: the state matches
-            raise
+            if op not in DELETES:
+                raise
+            in_flight = p.get("in_flight_until")
+            if in_flight and fields.Datetime.now() < datetime.fromisoformat(in_flight):
+                # undoing a call that got no answer: it may not be there yet
+                raise ec.EmbouxUnavailable(
+                    f"{self.name}: not found upstream yet, the call that creates "
+                    "it may still be on its way"
+                ) from None
+            return None  # already gone: the state matches
 
     def _emboux_verify_upstream(self, client, name):
         """The upstream checks the TXT record itself: until it sees it too

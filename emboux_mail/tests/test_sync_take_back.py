@@ -91,6 +91,32 @@ class TestTakeBack(ConnectedCase):
             [{"old": 100, "new": 250}, {"old": 250, "new": 100}],
         )
 
+    def test_an_unanswered_create_is_undone_once_it_cannot_be_on_its_way(self):
+        """No answer to a mailbox's creation: the save is taken back here,
+        and its deletion upstream waits; "not found" there does not end it
+        while the creation may still arrive."""
+        self.make_domain("late.example")
+        self.commit()
+        self.upstream.calls.clear()
+        self.upstream.fail["create_mailbox"] = ec.EmbouxUnavailable("timed out")
+        self.Mailbox.create({"email": "l@late.example", "password": "pw-l-123456"})
+        self.commit_refused(EmbouxUserError)
+        self.assertEqual(self.called(), ["create_mailbox"])  # nothing sent after
+        undo = self.Event.search([("operation", "=", "mailbox_delete")])
+        self.assertEqual(
+            (undo.state, undo.undoes_id.operation), ("pending", "mailbox_create")
+        )
+        self.upstream.fail["delete_mailbox"] = ec.EmbouxNotFound(
+            "404", status=404, detail="Mailbox not found"
+        )
+        undo.action_retry()
+        self.assertEqual(undo.state, "pending")  # maybe still on its way
+        payload = dict(undo.payload, in_flight_until="2000-01-01T00:00:00")
+        undo.sudo().payload = payload
+        undo.action_retry()
+        self.assertEqual(undo.state, "done")  # long gone: nothing was created
+        self.assertEqual(self.called().count("delete_mailbox"), 2)
+
     def test_a_refused_delete_brings_the_rows_back(self):
         domain = self.make_domain("keep.example")
         mailbox = self.Mailbox.create(
