@@ -605,13 +605,17 @@ class FaultRun:
 
 def drain(rpc, cron_id, rounds):
     """Retry and deliver the outbox until nothing is pending; the number of
-    rounds used, or None when ``rounds`` were not enough."""
+    rounds used, or None when ``rounds`` were not enough. Rounds are half a
+    second apart: the undoing of a call that got no answer waits until that
+    call cannot be on its way any more."""
     for round_ in range(rounds):
         pending = rpc.call(
             "emboux.mail.sync.event", "search", [("state", "=", "pending")]
         )
         if not pending:
             return round_
+        if round_:
+            time.sleep(0.5)
         rpc.call("emboux.mail.sync.event", "action_retry", pending)
         try:
             rpc.call("ir.cron", "method_direct_trigger", [cron_id])
