@@ -594,14 +594,11 @@ class EmbouxMailPortal(CustomerPortal):
             else:
                 error = request.env._("Keep mail: type a whole number of days.")
             return self._emboux_render_domain(domain, error=(error, 422), form=form)
-        # an unchanged value is not checked: a retention the operator set
-        # beyond the plan's ceiling stays when the form is saved as it is
-        if days != domain.retention_days:
-            _dummy, error = self._emboux_attempt(
-                lambda: domain.sudo()._emboux_set_retention(days, "customer")
-            )
-            if error:
-                return self._emboux_render_domain(domain, error=error, form=form)
+        _dummy, error = self._emboux_attempt(
+            lambda: domain.sudo()._emboux_set_retention(days, "customer")
+        )
+        if error:
+            return self._emboux_render_domain(domain, error=error, form=form)
         return request.redirect(f"/my/email/domain/{domain.id}?done=retention_changed")
 
     @staticmethod

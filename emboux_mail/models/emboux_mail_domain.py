@@ -562,9 +562,10 @@ class EmbouxMailDomain(models.Model):
     def _emboux_set_retention(self, days, by):
         """Keep the domains' mail ``days`` days (0: forever). A customer
         (``by``) stays within its plan's longest retention; the operator sets
-        any."""
+        any. A value left as it is is not weighed again: what the operator
+        granted beyond the plan survives a customer's save."""
         if by == "customer":
-            for domain in self:
+            for domain in self.filtered(lambda d: d.retention_days != days):
                 ceiling = domain.partner_id._emboux_plan_value("max_retention_days")
                 if ceiling and not 0 < days <= ceiling:
                     raise EmbouxQuotaError(

@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
+from ..exceptions import EmbouxValidationError
 from ..services import webhooks
 
 # Settings (ir.config_parameter) and their defaults
@@ -65,12 +66,15 @@ class EmbouxMailWebhook(models.Model):
             try:
                 webhooks.check_url(webhook.url, allow)
             except webhooks.UnsafeAddress as error:
-                raise ValidationError(
+                raise EmbouxValidationError(
                     self.env._(
                         "Webhook URL %(url)s is refused: %(reason)s.",
                         url=webhook.url,
                         reason=str(error),
-                    )
+                    ),
+                    detail=f"Webhook URL refused: {error}",
+                    status=422,
+                    field="url",
                 ) from error
 
     @api.model_create_multi

@@ -141,7 +141,7 @@ class TestWebhookPortal(EmbouxPortalCase):
         self.allow_private(False)
         self.login(self.acme_user)
         response, webhook = self.create_endpoint(url, self.mailbox_created)
-        self.assertError(response, 400, f"Webhook URL {url} is refused", "non-public")
+        self.assertError(response, 422, f"Webhook URL {url} is refused", "non-public")
         self.assertFalse(webhook)
         self.assertFalse(self.texts(response, "o_emboux_secret"))
         # the form keeps what was typed

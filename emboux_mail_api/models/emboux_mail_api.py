@@ -12,7 +12,7 @@ from odoo.addons.emboux_mail.exceptions import (
     EmbouxUserError,
     EmbouxValidationError,
 )
-from odoo.addons.emboux_mail.services import names, webhooks
+from odoo.addons.emboux_mail.services import names
 from odoo.addons.emboux_mail.services.stamps import stamp
 
 from ..services.validation import INT_MAX
@@ -640,26 +640,6 @@ class EmbouxMailApi(models.AbstractModel):
         return topics
 
     @api.model
-    def _api_webhook_url(self, url):
-        """``url`` if the endpoint's guard lets it through; otherwise 422 with
-        the guard's reason (which the model's constraint would only give as
-        a generic error)."""
-        try:
-            webhooks.check_url(url, self._api_webhooks()._emboux_allow_private())
-        except webhooks.UnsafeAddress as error:
-            raise EmbouxValidationError(
-                self.env._(
-                    "Webhook URL %(url)s is refused: %(reason)s.",
-                    url=url,
-                    reason=str(error),
-                ),
-                detail=f"Webhook URL refused: {error}",
-                status=422,
-                field="url",
-            ) from error
-        return url
-
-    @api.model
     def _api_webhook_create(self, values):
         """A new endpoint, for one customer or (``partner_ref`` null) every
         customer; its secret is answered this once."""
@@ -672,7 +652,7 @@ class EmbouxMailApi(models.AbstractModel):
             )
         webhook = self._api_webhooks().create(
             {
-                "url": self._api_webhook_url(values["url"]),
+                "url": values["url"],
                 "topic_ids": [
                     Command.set(self._api_webhook_topics(values["events"]).ids)
                 ],
@@ -703,7 +683,7 @@ class EmbouxMailApi(models.AbstractModel):
         webhook = self._api_webhook(webhook_id)
         vals = {}
         if "url" in values:
-            vals["url"] = self._api_webhook_url(values["url"])
+            vals["url"] = values["url"]
         if "events" in values:
             topics = self._api_webhook_topics(values["events"])
             vals["topic_ids"] = [Command.set(topics.ids)]

@@ -87,6 +87,17 @@ class TestStorage(EmbouxApiCase):
                 )
         self.assertEqual(self.domain.retention_days, 365)
 
+    def test_operator_grant_survives_the_customers_save(self):
+        """Beyond the plan by the operator: the customer may send it back
+        unchanged, not move it further."""
+        path = RETENTION.format("keep.example")
+        self.master("PUT", path, json={"retention_days": 1000})
+        response = self.as_a("PUT", path, json={"retention_days": 1000})
+        self.assertEqual(response.json()["retention_days"], 1000)
+        response = self.as_a("PUT", path, json={"retention_days": 1001})
+        self.assertDetail(response, 403, "Retention exceeds plan maximum (730 days)")
+        self.assertEqual(self.domain.retention_days, 1000)
+
     def test_customer_without_ceiling(self):
         path = RETENTION.format("other.example")
         for days in (0, 5000):
