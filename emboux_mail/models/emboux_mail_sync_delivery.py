@@ -204,8 +204,12 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             [("batch", "=", batch), ("state", "=", "pending")], order="id"
         )
         if not events:
-            self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
-            return self._emboux_closed_by_others(batch)
+            refusal = self._emboux_closed_by_others(batch)
+            if refusal is None:
+                self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
+            # else the sender that took it back undoes it here from its
+            # journal, once it released the lanes: it must still find it
+            return refusal
         fresh = min(events.mapped("create_date")) > fields.Datetime.now() - ORPHAN
         if not secrets and fresh and any(e.operation in NEEDS_SECRET for e in events):
             return None  # its request, holding the password, is about to send it

@@ -257,6 +257,30 @@ class TestTakeBack(ConnectedCase):
         self.assertEqual(events.mapped("state"), ["error", "undone"])
         self.assertIn("an earlier change", events[1].last_error)
 
+    def test_a_save_taken_back_by_another_sender_keeps_its_journal(self):
+        """The sender that takes a waiting save back undoes it here once it
+        released the lanes; the save's own request, finding it closed in
+        between, must leave it the journal to undo it from."""
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
+        self.make_domain("closed.example")
+        self.commit()
+        alias = self.Alias.create(
+            {"source": "x@closed.example", "destination": "y@x.org"}
+        )
+        self.env.cr.flush()
+        batch = self.env.cr.postcommit.data["emboux_mail.sync"]["batch"]
+        self.env.cr.postcommit.clear()
+        events = self.Event.search([("batch", "=", batch)])
+        events._emboux_close("undone", "Taken back: an earlier change was refused")
+        Delivery = self.env["emboux.mail.sync.delivery"]
+        error = Delivery._emboux_deliver_locked(batch, {}, False, [])
+        self.assertIn("an earlier change", str(error))
+        Undo = self.env["emboux.mail.sync.undo"].sudo()
+        self.assertTrue(Undo.search_count([("batch", "=", batch)]))
+        Delivery._emboux_do_here([("take_back", batch)])
+        self.assertFalse(alias.exists())
+        self.assertFalse(Undo.search_count([("batch", "=", batch)]))
+
     def test_a_delivered_delete_stands_when_a_later_step_is_refused(self):
         domain = self.make_domain("stand.example")
         mailbox = self.Mailbox.create(
