@@ -19,6 +19,7 @@ sys.path.insert(0, str(SETUP))
 from emboux_setup.cli import bootstrap, free_port, wait_http  # noqa: E402
 from emboux_setup.odoo_server import addons_digest  # noqa: E402
 from emboux_setup.paths import ADDONS, LOG_DIR, REPO, VAR, SetupError  # noqa: E402
+from emboux_setup.processes import kill_group  # noqa: E402
 
 __all__ = ["LOG_DIR", "TIMEOUT", "Bench", "BenchError", "create_tenant", "run_main"]
 TIMEOUT = (5, 60)  # seconds to connect, to read one answer
@@ -62,15 +63,16 @@ def describe_code():
 
 
 def stop_server(process):
-    """SIGTERM (Odoo's graceful stop), then SIGKILL if it hangs."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    """SIGTERM (Odoo's graceful stop), then SIGKILL to its process group if
+    it hangs, or if a prefork server left a worker or its gevent process."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(process.pid)  # its own session: the group is its pid
+    process.wait(timeout=10)
 
 
 class Bench:
@@ -93,8 +95,7 @@ class Bench:
 
     def __exit__(self, *_exc):
         try:
-            for process in reversed(self.processes):
-                stop_server(process)
+            self.stop_servers()
             for db in self.dbs:
                 self.drop(db)
         finally:
@@ -103,6 +104,11 @@ class Bench:
     @property
     def cluster(self):
         return self.odoo.cluster
+
+    def stop_servers(self):
+        """Stop every server started so far, the last one first."""
+        while self.processes:
+            stop_server(self.processes.pop())
 
     def drop(self, db):
         """Drop ``db`` and its filestore, as Odoo's own drop does."""
@@ -116,10 +122,12 @@ class Bench:
         args = ["-d", db, "-i", ",".join(ADDONS), "--without-demo=all"]
         self.odoo.run_logged([*args, "--stop-after-init"], log_name, f"creating {db}")
 
-    def serve(self, db, log_path, env):
+    def serve(self, db, log_path, env, args=()):
         """odoo-bin serving ``db`` on a free loopback port, its output in
-        ``log_path``, ``env`` added to its environment, and crons off so
-        that they cannot add noise to the timings; returns its base URL."""
+        ``log_path``, ``env`` added to its environment, ``args`` to its
+        command line (threaded unless they ask for workers), and crons off
+        so that they cannot add noise to the timings; returns its base URL.
+        Several servers may serve the same ``db``."""
         port = free_port()
         cmd = self.odoo.cmd(
             "-d",
@@ -127,6 +135,7 @@ class Bench:
             f"--db-filter=^{db}$",
             f"--http-port={port}",
             "--max-cron-threads=0",
+            *args,
         )
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with Path(log_path).open("w") as log:
