@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting REST API",
     "summary": "Serve the EmBoux REST API from this database: Odoo as the "
     "mail-hosting backend",
-    "version": "18.0.1.5.0",
+    "version": "18.0.1.5.1",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",

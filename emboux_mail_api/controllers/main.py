@@ -308,7 +308,8 @@ def _error_status(exc):
 
 def api_route(route):
     """Declare ``route``: an Odoo ``type="http"`` route that runs without a
-    session, with a read/write cursor unless it only reads."""
+    session, on the primary database even when it only reads: a client
+    reads at once what it just wrote, which a replica may not have yet."""
     ROUTES.append(route)
     odoo_path = re.sub(r"\{(\w+)\}", r"<string:\1>", route.path)
 
@@ -320,7 +321,7 @@ def api_route(route):
             methods=[route.method],
             csrf=False,
             save_session=False,
-            readonly=route.method == "GET",
+            readonly=False,
             emboux_api=True,
         )
         def endpoint(self, **kwargs):

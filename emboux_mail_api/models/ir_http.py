@@ -1,32 +1,17 @@
-import time
-from collections import OrderedDict
-
 from odoo import http, models
 from odoo.http import request
 
 from ..controllers.responses import error_response
 
 MAX_BODY = 1024 * 1024
-DB_LIST_SECONDS = 30
-DB_LIST_HOSTS = 64
-# {host: (valid until, databases)}, the most recently used last: the
-# server's own database listing, kept briefly so that each API request does
-# not open a connection to list them; bounded, since the Host header is the
-# client's to choose
-_databases = OrderedDict()
 
 
 def served_databases(host):
-    """The databases this server serves for ``host`` (db_name/dbfilter)."""
-    now = time.monotonic()
-    cached = _databases.get(host)
-    if not cached or cached[0] < now:
-        cached = (now + DB_LIST_SECONDS, http.db_list(True, host))
-    _databases[host] = cached
-    _databases.move_to_end(host)
-    while len(_databases) > DB_LIST_HOSTS:
-        _databases.popitem(last=False)
-    return cached[1]
+    """The databases this server serves for ``host`` (db_name/dbfilter),
+    asked of PostgreSQL each time (one catalog query on a pooled
+    connection): a list kept in a process would differ between workers and
+    nodes while databases come and go."""
+    return http.db_list(True, host)
 
 
 def read_body(httprequest, limit=MAX_BODY):

@@ -7,12 +7,7 @@ from .common import EmbouxApiCase
 class TestDatabase(EmbouxApiCase):
     """The API answers only from the one database its URL serves."""
 
-    def tearDown(self):
-        ir_http._databases.clear()
-        super().tearDown()
-
     def test_single_database_answers(self):
-        ir_http._databases.clear()
         response = self.api("GET", "/domains/", token=self.MASTER)
         self.assertEqual(response.status_code, 200)
         self.assertEqual(
@@ -36,3 +31,23 @@ class TestDatabase(EmbouxApiCase):
             response.json(),
             {"detail": "The API needs one database per URL: set db_name or dbfilter"},
         )
+
+    def test_every_process_sees_a_new_database_at_once(self):
+        """No list kept in a process: the request after a database appears
+        is refused, whichever worker or node serves it."""
+        host = self.base_url().split("//")[1]
+        one, two = [self.env.cr.dbname], [self.env.cr.dbname, "other"]
+        with patch.object(ir_http.http, "db_list", side_effect=[one, two]):
+            self.assertEqual(ir_http.served_databases(host), one)
+            self.assertEqual(ir_http.served_databases(host), two)
+
+    def test_reads_stay_on_the_primary(self):
+        """Odoo sends read-only routes to --db_replica_host; the API's reads
+        must see what the same client just wrote, so none is read-only."""
+        routes = [
+            rule.endpoint.routing
+            for rule in self.env["ir.http"].routing_map().iter_rules()
+            if rule.endpoint.routing.get("emboux_api")
+        ]
+        self.assertTrue(routes)
+        self.assertFalse([r for r in routes if r.get("readonly")])

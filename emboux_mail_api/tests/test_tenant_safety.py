@@ -4,7 +4,6 @@ API's own user, the authentication throttle, body limits and the log."""
 
 from io import BytesIO
 from types import SimpleNamespace
-from unittest.mock import patch
 
 from odoo.addons.emboux_mail.services import dns_checker
 
@@ -282,15 +281,6 @@ class TestTenantSafety(EmbouxApiCase):
         request = SimpleNamespace(content_length=len(body), stream=BytesIO(body))
         self.assertEqual(ir_http.read_body(request), body)
         self.assertEqual(ir_http.read_body(request), body)
-
-    def test_database_cache_is_bounded(self):
-        ir_http._databases.clear()
-        with patch.object(ir_http.http, "db_list", return_value=["db"]):
-            for index in range(200):
-                ir_http.served_databases(f"host{index}.example")
-        self.assertEqual(len(ir_http._databases), ir_http.DB_LIST_HOSTS)
-        self.assertIn("host199.example", ir_http._databases)
-        ir_http._databases.clear()
 
     # -- security log ------------------------------------------------------------
     def test_security_log_names_the_key_and_the_address(self):
