@@ -31,10 +31,6 @@ ON_REFUSAL = "emboux_mail.sync_on_refusal"
 BATCHES_PER_RUN = 20
 # a batch its request has not sent after this long is the scheduler's
 ORPHAN = timedelta(minutes=1)
-# how long a call the upstream did not answer may still be on its way there
-# (in read timeouts): its undoing finds "not found" meanwhile, which does
-# not yet mean that nothing was created
-IN_FLIGHT_TIMEOUTS = 5
 # a batch queued behind another is looked at again no sooner than this
 QUEUED_DELAY = timedelta(seconds=10)
 # an earlier batch of the same lanes, never tried yet, goes first
@@ -218,8 +214,18 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             left = earlier.filtered(lambda e: e.attempts or e.next_attempt_at)
             if may_wait and not left:
                 return LET_EARLIER_GO
-            # no sooner than the earliest of them may go again
-            after = min(left.mapped("next_attempt_at"), default=None)
+            # no sooner than the earliest of them may go again, or can no
+            # longer arrive upstream
+            after = min(
+                filter(
+                    None,
+                    (
+                        e.next_attempt_at if e.state == "pending" else e.settles_at
+                        for e in left
+                    ),
+                ),
+                default=None,
+            )
             return self._emboux_queued(batch, secrets, here, after)
         return self._emboux_send(events, secrets, here)
 
@@ -235,16 +241,20 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
     @api.model
     def _emboux_waits_behind(self, events):
         """The earlier changes of other batches, on one of these lanes, that
-        still wait for the upstream: these must wait behind them."""
+        still wait for the upstream, or whose unanswered call may still reach
+        it: these must wait behind them (an older value landing after a
+        newer one would undo it there)."""
         Event = self.env["emboux.mail.sync.event"]
         lanes = list({lane for event in events for lane in (event.lanes or "").split()})
         if not lanes:
             return Event
         self.env.cr.execute(
             SQL(
-                "SELECT id FROM emboux_mail_sync_event WHERE state = 'pending' "
+                "SELECT id FROM emboux_mail_sync_event "
+                "WHERE (state = 'pending' OR settles_at > %s) "
                 "AND batch != %s AND id < %s "
                 "AND string_to_array(lanes, ' ') && %s::text[]",
+                fields.Datetime.now(),
                 events[0].batch,
                 min(events.ids),
                 lanes,
@@ -382,11 +392,11 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 stands |= event
                 continue
             if event == unanswered:
+                # its undoing finds "not found" until then, which does not
+                # yet mean that nothing was created
                 operation, payload = inverse
-                read_timeout = self.env["emboux.mail.sync.mixin"]._emboux_sync_timeout()
-                until = fields.Datetime.now() + timedelta(
-                    seconds=IN_FLIGHT_TIMEOUTS * read_timeout[1]
-                )
+                mixin = self.env["emboux.mail.sync.mixin"]
+                until = mixin._emboux_in_flight_until()
                 payload = dict(payload, in_flight_until=until.isoformat())
                 self._emboux_queue_inverse(event, (operation, payload), error)
                 continue

@@ -105,6 +105,12 @@ class EmbouxMailSyncEvent(models.Model):
     )
     attempts = fields.Integer(readonly=True)
     next_attempt_at = fields.Datetime(readonly=True)
+    settles_at = fields.Datetime(
+        readonly=True,
+        index="btree_not_null",
+        help="A call of this change got no answer and may still reach the "
+        "upstream until then: the later changes of its domain or customer wait.",
+    )
     last_error = fields.Text(readonly=True)
     done_at = fields.Datetime(readonly=True)
     company_id = fields.Many2one(
@@ -196,6 +202,7 @@ class EmbouxMailSyncEvent(models.Model):
             "key_update": lambda: client.update_api_key(token, **p.get("values", {})),
             "key_delete": lambda: client.delete_api_key(token),
         }
+        unanswered = client.unanswered
         try:
             return calls[op]()
         except ec.EmbouxBadRequest as error:
@@ -226,6 +233,10 @@ class EmbouxMailSyncEvent(models.Model):
                     "it may still be on its way"
                 ) from None
             return None  # already gone: the state matches
+        finally:
+            if client.unanswered > unanswered:
+                until = self.env["emboux.mail.sync.mixin"]._emboux_in_flight_until()
+                self.settles_at = until
 
     def _emboux_verify_upstream(self, client, name):
         """The upstream checks the TXT record itself: until it sees it too

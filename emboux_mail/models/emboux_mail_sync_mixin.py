@@ -50,6 +50,7 @@ How a change reaches the upstream (design.md §4), and why:
 """
 
 import os
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.tools import config
@@ -61,6 +62,9 @@ from ..services.emboux_client import EmbouxClient
 SYNC_STATES = [("synced", "Synced"), ("pending", "Pending"), ("error", "Failed")]
 # (connect, read) seconds: a save must not hang on a dead upstream
 UPSTREAM_TIMEOUT = (3, 15)
+# how long a call the upstream did not answer may still be on its way there
+# (in read timeouts)
+IN_FLIGHT_TIMEOUTS = 5
 SYNC_FIELDS = frozenset({"sync_state", "sync_error", "sync_attempts"})
 
 
@@ -100,6 +104,13 @@ class EmbouxMailSyncMixin(models.AbstractModel):
         if read > 0:
             return (min(UPSTREAM_TIMEOUT[0], read), read)
         return UPSTREAM_TIMEOUT
+
+    @api.model
+    def _emboux_in_flight_until(self):
+        """Until when a call sent now that got no answer may still reach
+        the upstream and change it."""
+        read = self._emboux_sync_timeout()[1]
+        return fields.Datetime.now() + timedelta(seconds=IN_FLIGHT_TIMEOUTS * read)
 
     @api.model
     def _emboux_sync_client(self, token=None):

@@ -10,10 +10,13 @@ that one statement puts a row back whatever its column types.
 """
 
 import json
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+# a journal whose batch closed this long ago is no take-back's any more
+ORPHAN_AGE = timedelta(hours=1)
 KINDS = [("create", "Created"), ("write", "Written"), ("unlink", "Deleted")]
 
 
@@ -172,11 +175,14 @@ class EmbouxMailSyncUndo(models.Model):
     @api.autovacuum
     def _gc_orphans(self):
         """Journals whose batch has nothing left to deliver (a crash between
-        commit and delivery, a transaction that queued nothing)."""
+        commit and delivery, a transaction that queued nothing). Not the
+        recently closed ones: a batch taken back is undone here from its
+        journal right after its outbox closed it."""
         self.env.cr.execute(
             SQL(
                 "DELETE FROM emboux_mail_sync_undo u WHERE NOT EXISTS ("
-                "SELECT 1 FROM emboux_mail_sync_event e "
-                "WHERE e.batch = u.batch AND e.state = 'pending')"
+                "SELECT 1 FROM emboux_mail_sync_event e WHERE e.batch = u.batch "
+                "AND (e.state = 'pending' OR e.write_date >= %s))",
+                fields.Datetime.now() - ORPHAN_AGE,
             )
         )

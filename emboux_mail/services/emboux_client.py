@@ -145,7 +145,9 @@ class EmbouxClient:
     ``timeout`` is requests' ``(connect, read)`` in seconds; ``retries`` is
     how many times a retryable failure is tried again, after sleeping
     ``backoff * 2**n`` seconds plus up to half as much jitter (``sleep`` is
-    injectable for tests).
+    injectable for tests). ``unanswered`` counts the tries that may have
+    reached the server without its answer reaching us: what they change
+    there may still land later.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class EmbouxClient:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self.unanswered = 0
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["Accept"] = "application/json"
@@ -188,7 +191,9 @@ class EmbouxClient:
                     method, url, json=body, params=params, timeout=self.timeout
                 )
             except NETWORK_ERRORS as exc:
-                if last or not (idempotent or _never_sent(exc)):
+                never_sent = _never_sent(exc)
+                self.unanswered += not never_sent
+                if last or not (idempotent or never_sent):
                     message = f"{method} {path}: no answer from {self.base_url}: {exc}"
                     raise EmbouxUnavailable(redact(message)) from exc
             else:

@@ -17,13 +17,20 @@ SECRET_KEY = "the test servers' secret, not a Fernet key"
 
 class FakeUpstream:
     """Records calls; ``fail`` maps a method name to the error it raises;
-    ``token`` is the tenant token of the last client asked for."""
+    ``token`` is the tenant token of the last client asked for;
+    ``unanswered`` counts the calls that may still land (see the client)."""
 
     def __init__(self):
         self.calls = []
         self.keywords = []  # the keyword arguments of each call
         self.fail = {}
         self.token = None
+        self.unanswered = 0
+
+    def no_answer(self, *_args, **_kwargs):
+        """A ``fail`` entry: the call was sent and its answer never came."""
+        self.unanswered += 1
+        return ec.EmbouxUnavailable("read timed out")
 
     def as_token(self, token):
         self.token = token
@@ -159,6 +166,48 @@ class TestSync(ConnectedCase):
             [name for name, _args in self.upstream.calls], ["create_domain", "suspend"]
         )
         self.assertEqual(domain.sync_state, "synced")
+
+    def test_a_change_behind_an_unanswered_one_waits_until_it_cannot_land(self):
+        """An unanswered call may still reach the upstream: the next change
+        of the same object, sent first, would be overwritten by it there."""
+        self.make_domain("settle.example")
+        mailbox = self.Mailbox.create(
+            {"email": "a@settle.example", "password": "settle-pw-first-1"}
+        )
+        self.commit()
+        self.upstream.fail["set_quota"] = self.upstream.no_answer
+        mailbox.quota_mb = 100
+        self.commit()
+        first = self.Event.search(
+            [("res_id", "=", mailbox.id), ("operation", "=", "mailbox_quota")]
+        )
+        self.assertEqual(first.state, "pending")
+        self.assertTrue(first.settles_at)
+        # the retry is answered: the first value is there, its stray try may
+        # still land until it settles
+        self.upstream.fail.clear()
+        first.action_retry()
+        self.assertEqual(first.state, "done")
+        mailbox.quota_mb = 200
+        self.commit()
+        second = (
+            self.Event.search(
+                [("res_id", "=", mailbox.id), ("operation", "=", "mailbox_quota")]
+            )
+            - first
+        )
+        self.assertEqual(second.state, "pending")
+        self.assertGreaterEqual(second.next_attempt_at, first.settles_at)
+        self.assertEqual(
+            self.upstream.calls[-1], ("set_quota", ("a@settle.example", 100))
+        )
+        # once it cannot land any more, the next change goes
+        first.settles_at = "2000-01-01 00:00:00"
+        second.action_retry()
+        self.assertEqual(second.state, "done")
+        self.assertEqual(
+            self.upstream.calls[-1], ("set_quota", ("a@settle.example", 200))
+        )
 
     def test_password_refused_while_unreachable(self):
         self.make_domain("pw.example")

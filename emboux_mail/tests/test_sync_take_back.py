@@ -276,10 +276,30 @@ class TestTakeBack(ConnectedCase):
         error = Delivery._emboux_deliver_locked(batch, {}, False, [])
         self.assertIn("an earlier change", str(error))
         Undo = self.env["emboux.mail.sync.undo"].sudo()
+        Undo._gc_orphans()  # the daily vacuum, running meanwhile
         self.assertTrue(Undo.search_count([("batch", "=", batch)]))
         Delivery._emboux_do_here([("take_back", batch)])
         self.assertFalse(alias.exists())
         self.assertFalse(Undo.search_count([("batch", "=", batch)]))
+
+    def test_the_vacuum_removes_journals_left_behind(self):
+        self.make_domain("left.example")
+        self.env.cr.flush()
+        batch = self.env.cr.postcommit.data["emboux_mail.sync"]["batch"]
+        self.env.cr.postcommit.clear()  # its delivery never ran (a crash)
+        self.Event.search([("batch", "=", batch)])._emboux_close("error", "lost")
+        Undo = self.env["emboux.mail.sync.undo"].sudo()
+        journal = Undo.search([("batch", "=", batch)])
+        self.assertTrue(journal)
+        Undo._gc_orphans()
+        self.assertTrue(journal.exists())
+        self.env.cr.execute(
+            "UPDATE emboux_mail_sync_event SET write_date = now() - interval '2 "
+            "hours' WHERE batch = %s",
+            [batch],
+        )
+        Undo._gc_orphans()
+        self.assertFalse(journal.exists())
 
     def test_a_delivered_delete_stands_when_a_later_step_is_refused(self):
         domain = self.make_domain("stand.example")
