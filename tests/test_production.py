@@ -8,20 +8,26 @@ spread over both nodes, and no accepted write lost when a node dies."""
 import base64
 import hashlib
 import itertools
+import re
 import secrets
 import socket
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
+import portal_tour
 import pytest
 import requests
+import test_sync_topology as sync_run
+import test_webhooks as hooks
 from api_client import Api
 from emboux_setup.paths import VAR
+from emboux_setup.postgres import Standby
 from requests.adapters import HTTPAdapter
 from rpc import OdooRpc
-from topology import Topology
+from topology import CRON_ARGS, Node, Topology
 
 # the clients' address: nginx itself reaches the nodes from 127.0.0.1, so
 # Odoo records this one only if --proxy-mode reads X-Forwarded-For
@@ -32,6 +38,12 @@ QUOTA = 5
 LOAD = 200
 LOAD_THREADS = 16
 KILL_AFTER = 60  # answers received before one node is killed
+CRON_ITEMS = 40  # mailboxes and aliases of the two-cron-node test
+# a webhook delivery or usage warning run that a cron node finished
+JOB_DONE_RE = re.compile(
+    r"Job 'Email Hosting: (?:deliver webhooks|warn of nearly full mailboxes)'"
+    r" \(\d+\) done"
+)
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -131,18 +143,28 @@ def login(topology):
 
 
 @pytest.fixture(scope="module")
-def topology(run_server, tmp_path_factory):
+def topology(run_server, cluster, tmp_path_factory):
     started = time.monotonic()
-    topology = Topology(run_server, "production", tmp_path_factory.mktemp("nginx"))
+    standby = Standby(cluster, VAR / "pg-standby").start()
+    try:
+        topology = Topology(
+            run_server, "production", tmp_path_factory.mktemp("nginx"), standby
+        )
+    except BaseException:
+        standby.remove()
+        raise
     ports = ", ".join(str(node.port) for node in topology.http)
     print(
         f"\ntopology up in {time.monotonic() - started:.0f} s: nginx "
         f"{topology.nginx.port} -> HTTP nodes {ports} (websocket "
         f"{', '.join(map(str, topology.gevent_ports))}), cron node "
-        f"{topology.cron.port}"
+        f"{topology.cron.port}, standby on port {standby.port}"
     )
     yield topology
-    topology.stop()
+    try:
+        topology.stop()
+    finally:
+        standby.remove()
 
 
 def test_both_nodes_serve_the_api_through_nginx(topology):
@@ -393,6 +415,244 @@ def test_quota_race_over_both_nodes(topology):
     assert len(entries) == RACE and node_1 and node_2
     listed = client(topology, token)("GET", "/users/")
     assert listed.headers["X-Total-Count"] == str(QUOTA)
+
+
+def call_kw(browser, topology, model, method, *args, **kwargs):
+    """A call of the web client (``/web/dataset/call_kw``): Odoo sends the
+    read-only ones (``search_read``) to the replica."""
+    params = {"model": model, "method": method, "args": args, "kwargs": kwargs}
+    return json_rpc(browser, f"{topology.url}/web/dataset/call_kw", params)
+
+
+def test_standby_serves_reads_and_the_api_reads_its_writes(topology):
+    """With the standby's replay paused, what the API just wrote is not
+    there for the web client's read-only calls (served by the standby),
+    while the API, on the primary, reads each write at once on either node;
+    once replayed, the standby has them too."""
+    standby = topology.standby
+    master = client(topology, topology.master_token)
+    browser = login(topology)
+    names = [f"replica{n}.example" for n in range(10)]
+    domain = [("name", "in", names)]
+    mark = len(topology.nginx.access())
+    standby.psql("SELECT pg_wal_replay_pause()")
+    try:
+        for name in names:
+            master.ok("POST", "/domains/", {"name": name}, 201)
+            assert "retention_days" in master.ok("GET", f"/domains/{name}/retention")
+            email = f"first@{name}"
+            body = {"domain_name": name, "email": email, "password": "Replica-pw-4711"}
+            master.ok("POST", "/users/", body, 201)
+            assert master.ok("GET", f"/users/{email}/quota")["email"] == email
+        paused = call_kw(browser, topology, "emboux.mail.domain", "search_read", domain)
+        odoo_on_standby = int(
+            standby.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                f"'{topology.db}' AND application_name LIKE 'odoo-%'"
+            )
+        )
+    finally:
+        standby.psql("SELECT pg_wal_replay_resume()")
+    standby.wait_replayed()
+    replayed = call_kw(browser, topology, "emboux.mail.domain", "search_read", domain)
+    calls = wait_access(
+        topology,
+        mark,
+        lambda e: "replica" in e.uri or e.uri in ("/domains/", "/users/"),
+        4 * len(names),
+    )
+    nodes = [(e.method, e.upstream) for e in calls]
+    print(
+        f"\nstandby: {len(names)} domains and mailboxes written then read back "
+        f"at once through nginx ({dict(Counter(nodes))}); the web client read "
+        f"{len(paused)} of the domains while the standby's replay was paused, "
+        f"{len(replayed)} once replayed; {odoo_on_standby} Odoo connections "
+        "on the standby"
+    )
+    assert paused == []
+    assert sorted(d["name"] for d in replayed) == names
+    assert odoo_on_standby > 0
+    # round robin: the writes and the reads came to both nodes
+    assert {e.upstream for e in calls} == {
+        topology.address(node) for node in topology.http
+    }
+
+
+def test_portal_tour_through_nginx(topology):
+    """The customer portal's browser tour, in Chromium, through nginx: each
+    of its requests may land on either node."""
+    rpc = OdooRpc(topology.url, topology.db)
+    prepared = portal_tour.prepare(rpc)
+    mark = len(topology.nginx.access())
+    portal_tour.run(topology.url, prepared["login"], prepared["password"])
+    portal_tour.check(rpc, prepared)
+    pages = [e for e in topology.nginx.access()[mark:] if e.uri.startswith("/my")]
+    print(f"\nportal tour through nginx: {dict(Counter(e.upstream for e in pages))}")
+    assert {e.upstream for e in pages} == {
+        topology.address(node) for node in topology.http
+    }
+
+
+def test_sync_to_an_upstream_through_nginx(topology, run_server, cluster):
+    """The A to B run of test_sync_topology with this topology as A: the
+    threads' changes go through nginx to both nodes, each reaches B once,
+    and A and B end holding the same."""
+    token = "emb_master_" + secrets.token_urlsafe(24)
+    b = run_server("production_b", env={"EMBOUX_API_KEY": token})
+    a = SimpleNamespace(url=topology.url, db=topology.db)
+    sync = sync_run.Topology(b, a, topology.http[1], token)
+    changes = sync_run.Changes()
+    started = time.monotonic()
+    sync.connect(b.url)
+    try:
+        tenants = sync.tenants("Production", 2)
+        shared = [
+            sync.rpc.call(
+                "emboux.mail.domain",
+                "create",
+                {"name": f"s{k}.topo.example", "partner_id": tenants[k % 2]},
+            )
+            for k in range(sync_run.SHARED_DOMAINS)
+        ]
+        sync_run.run_phase(sync, changes, 1, tenants, shared)
+        rounds = sync.drain()
+        mine, theirs = sync_run.a_and_b(sync, ".topo.example")
+    finally:
+        sync.connect("")
+        b.stop()
+        cluster.drop_database(b.db)
+    print(
+        f"\nsync through nginx: {sum(changes.accepted.values())} changes "
+        f"accepted {dict(changes.accepted)}, refused {dict(changes.refused)}, "
+        f"drained in {rounds} rounds; B holds {len(theirs[0])} domains and "
+        f"{len(theirs[1])} mailboxes; {time.monotonic() - started:.0f}s"
+    )
+    sync_run.assert_ran(changes, rounds)
+    assert mine == theirs
+
+
+def kick(cluster, rpc, db, xmlid):
+    """Make a job due now and wake every cron node, as a commit that
+    triggers it does: each node then tries to take it."""
+    [cron] = rpc.call(
+        "ir.model.data",
+        "search_read",
+        [("module", "=", "emboux_mail"), ("name", "=", xmlid)],
+        fields=["res_id"],
+    )
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    rpc.call("ir.cron.trigger", "create", {"cron_id": cron["res_id"], "call_at": now})
+    cluster.psql(f"SELECT pg_notify('cron_trigger', '{db}')")
+
+
+def test_two_cron_nodes_run_each_due_item_once(topology, cluster):
+    """A second cron node beside the first: the webhook deliveries and the
+    mailbox usage warnings, woken on both nodes at once and failing often at
+    the receiver, reach it once per event, and each nearly full mailbox is
+    warned once."""
+    env = {"EMBOUX_API_KEY": topology.master_token}
+    cron2 = Node(topology.db, "cron2", env, CRON_ARGS)
+    rpc = OdooRpc(topology.url, topology.db)
+    receiver = hooks._serve(hooks.Receiver(hooks.flaky(seed=17)))
+    settings = {
+        "emboux_mail.webhook_allow_private": "1",
+        "emboux_mail.webhook_timeout": str(hooks.TIMEOUT),
+        "emboux_mail.webhook_retry_schedule": ",".join(["0.5"] * 12),
+    }
+    try:
+        for name, value in settings.items():
+            rpc.call("ir.config_parameter", "set_param", name, value)
+        master = client(topology, topology.master_token)
+        token, _key = tenant(master, hooks.TENANT_REF, mailboxes_per_domain=100)
+        customer = client(topology, token)
+        customer.ok("POST", "/domains/", {"name": "crons.example"}, 201)
+        emails = [f"box{n}@crons.example" for n in range(CRON_ITEMS)]
+        for email in emails:
+            body = {
+                "domain_name": "crons.example",
+                "email": email,
+                "password": "Crons-pass-4711",
+            }
+            customer.ok("POST", "/users/", body, 201)
+            customer.ok("PUT", f"/users/{email}/quota", {"quota_mb": 1})
+        webhook_id, receiver.secret = hooks._endpoint(
+            rpc, receiver.url, ["alias.created", "mailbox.quota_near_full"]
+        )
+        for n, email in enumerate(emails):
+            body = {
+                "domain_name": "crons.example",
+                "source": f"alias{n}@crons.example",
+                "destination": email,
+            }
+            customer.ok("POST", "/aliases/", body, 201)
+        # Dovecot's quota_clone would write these: every mailbox at 85%
+        rows = ", ".join(
+            f"('{email}', {int(0.85 * 1024 * 1024)}, 3)" for email in emails
+        )
+        cluster.psql(
+            "INSERT INTO emboux_mail_mailbox_usage (email, bytes, messages) "
+            f"VALUES {rows}",
+            dbname=topology.db,
+        )
+        for _ in range(5):
+            kick(cluster, rpc, topology.db, "ir_cron_mailbox_usage_warnings")
+            time.sleep(0.3)
+        partner = [
+            ("partner_id.emboux_partner_ref", "=", hooks.TENANT_REF),
+            ("topic", "in", ["alias.created", "mailbox.quota_near_full"]),
+        ]
+        hooks._wait(
+            lambda: rpc.call("emboux.mail.webhook.event", "search_count", partner)
+            >= 2 * CRON_ITEMS,
+            120,
+            "the usage warnings were not all sent",
+        )
+        events = rpc.call(
+            "emboux.mail.webhook.event",
+            "search_read",
+            partner,
+            ["message_id", "topic"],
+        )
+        event_ids = {e["message_id"] for e in events}
+        hooks.wait_delivered(rpc, receiver, webhook_id, event_ids, 300)
+        succeeded = rpc.call(
+            "emboux.mail.webhook.attempt",
+            "search_count",
+            [("webhook_id", "=", webhook_id), ("succeeded", "=", True)],
+        )
+        warnings = Counter(
+            m["res_id"]
+            for m in rpc.call(
+                "mail.message",
+                "search_read",
+                [
+                    ("model", "=", "emboux.mail.mailbox"),
+                    ("subject", "ilike", "nearly full"),
+                ],
+                ["res_id"],
+            )
+        )
+    finally:
+        receiver.shutdown()
+        rpc.call(
+            "ir.config_parameter", "set_param", "emboux_mail.webhook_allow_private", "0"
+        )
+        cron2.stop()
+    runs = [len(JOB_DONE_RE.findall(node.output())) for node in (topology.cron, cron2)]
+    topics = Counter(e["topic"] for e in events)
+    print(
+        f"\ntwo cron nodes: {len(events)} events {dict(topics)}, "
+        f"{sum(receiver.received.values())} attempts, {succeeded} succeeded; "
+        f"{len(warnings)} mailboxes warned, at most {max(warnings.values())} "
+        f"times; webhook and warning runs, node 1 {runs[0]} / node 2 {runs[1]}"
+    )
+    assert topics == {
+        "alias.created": CRON_ITEMS,
+        "mailbox.quota_near_full": CRON_ITEMS,
+    }
+    assert {k for k, _p in receiver.kept} == event_ids
+    assert succeeded == len(event_ids)
+    assert len(warnings) == CRON_ITEMS and set(warnings.values()) == {1}
 
 
 def test_killing_a_node_loses_no_accepted_write(topology):

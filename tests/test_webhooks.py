@@ -166,6 +166,26 @@ def _wait(condition, timeout, what):
     raise AssertionError(what)
 
 
+def wait_delivered(rpc, receiver, webhook_id, event_ids, timeout=600):
+    """Until ``receiver`` kept every one of ``event_ids`` and the sender
+    says every delivery of ``webhook_id`` is done: a receiver may keep an
+    event whose answer came too late, which the sender then retries."""
+    _wait(
+        lambda: {key for key, _payload in receiver.kept} >= event_ids,
+        timeout,
+        f"{len({k for k, _p in receiver.kept})} of {len(event_ids)} events arrived",
+    )
+    _wait(
+        lambda: not rpc.call(
+            "emboux.mail.webhook.delivery",
+            "search_count",
+            [("webhook_id", "=", webhook_id), ("state", "!=", "delivered")],
+        ),
+        300,
+        "deliveries still pending",
+    )
+
+
 def test_every_event_once_through_failures(rpc, tenant):
     receiver = _serve(Receiver(flaky()))
     webhook_id, receiver.secret = _endpoint(rpc, receiver.url, ["alias.created"])
@@ -195,22 +215,7 @@ def test_every_event_once_through_failures(rpc, tenant):
             )
         )
         assert len(event_ids) == EVENTS
-        _wait(
-            lambda: {key for key, _payload in receiver.kept} >= event_ids,
-            600,
-            f"{len({k for k, _p in receiver.kept})} of {EVENTS} events arrived",
-        )
-        # a receiver may keep an event whose answer came too late: the
-        # sender retries it, and is done when every delivery says so
-        _wait(
-            lambda: not rpc.call(
-                "emboux.mail.webhook.delivery",
-                "search_count",
-                [("webhook_id", "=", webhook_id), ("state", "!=", "delivered")],
-            ),
-            300,
-            "deliveries still pending",
-        )
+        wait_delivered(rpc, receiver, webhook_id, event_ids)
         kept = {key: payload for key, payload in receiver.kept}
         assert set(kept) == event_ids  # nothing else, nothing missing
         assert {p["data"]["object"]["source"] for p in kept.values()} == set(sources)

@@ -73,19 +73,31 @@ class Node(RunningServer):
 # -- the whole topology ----------------------------------------------------------
 class Topology:
     """Two HTTP nodes (``http``), the cron node and nginx, on database
-    ``emboux_e2e_<name>``; ``master_token`` is every node's EMBOUX_API_KEY."""
+    ``emboux_e2e_<name>``; ``master_token`` is every node's EMBOUX_API_KEY.
+    With a ``standby`` (``emboux_setup.postgres.Standby``), the HTTP nodes
+    send Odoo's read-only requests to it; the cron node writes, it has no
+    use for a replica."""
 
-    def __init__(self, run_server, name, directory):
+    def __init__(self, run_server, name, directory, standby=None):
         self.master_token = "emb_master_" + secrets.token_urlsafe(24)
-        env = {"EMBOUX_API_KEY": self.master_token}
+        self.standby = standby
+        env = {
+            "EMBOUX_API_KEY": self.master_token,
+            # connected mode: the nodes encrypt and decrypt the same tokens
+            "EMBOUX_SECRET_KEY": secrets.token_urlsafe(32),
+        }
         self.http, self.gevent_ports, self.groups = [], [], {}
         self.cron = self.nginx = None
+        replica = []
+        if standby:
+            replica = ["--db_replica_host", str(standby.socket_dir)]
+            replica += ["--db_replica_port", str(standby.port)]
         try:
             # the factory creates the database; the other nodes must not
             # (it drops the database first): they are started directly
             for index in (1, 2):
                 gevent = free_port()
-                args = [*HTTP_ARGS, "--gevent-port", str(gevent)]
+                args = [*HTTP_ARGS, "--gevent-port", str(gevent), *replica]
                 if index == 1:
                     node = run_server(name, env=env, args=args)
                 else:

@@ -26,6 +26,7 @@ SOCKET_DIR = PG_DIR / "run"
 PORT_FILE = PG_DIR / "port"
 ODOO_ROLE = "emboux"
 ADMIN_ROLE = "emboux_admin"
+REPLICATION_ROLE = "emboux_replication"
 SERVER_OS_USER = "emboux-pg"
 MAX_SOCKET_PATH = 100  # sockaddr_un holds 107 bytes, the name adds 16
 
@@ -80,13 +81,7 @@ class Cluster:
 
     def psql(self, sql, dbname="postgres", user=ADMIN_ROLE, check=True):
         """Run one SQL statement; return its unaligned output."""
-        cmd = [os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t"]
-        cmd += ["-h", str(SOCKET_DIR), "-p", str(self.port), "-U", user, "-d", dbname]
-        cmd += ["-v", "ON_ERROR_STOP=1", "-c", sql]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if check and result.returncode != 0:
-            raise SetupError(f"PostgreSQL refused {sql!r}: {result.stderr.strip()}")
-        return result.stdout.strip()
+        return _psql(self.bindir, SOCKET_DIR, self.port, sql, dbname, user, check)
 
     @property
     def dsn_args(self):
@@ -204,6 +199,108 @@ class Cluster:
 
     def drop_database(self, name):
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Standby:
+    """A hot standby of the repository's cluster, streaming from it, in
+    ``directory`` (``data`` and its socket in ``run``) on a port of its own:
+    copied with ``pg_basebackup`` through a replication role, then started
+    read-only. Odoo reads from it with ``--db_replica_host <socket dir>
+    --db_replica_port <port>``; every role and database of the primary is
+    there, Odoo's own role too."""
+
+    def __init__(self, primary, directory):
+        self.primary = primary
+        self.directory = directory
+        self.data = directory / "data"
+        self.socket_dir = directory / "run"
+        self.log = LOG_DIR / f"postgresql-{directory.name}.log"
+        self.port = None
+
+    def start(self):
+        """Copy the primary and start streaming from it; returns self."""
+        primary = self.primary
+        if len(str(self.socket_dir)) > MAX_SOCKET_PATH:
+            raise SetupError(f"the standby's socket path is too long: {self.directory}")
+        exists = primary.psql(
+            f"SELECT 1 FROM pg_roles WHERE rolname = '{REPLICATION_ROLE}'"
+        )
+        if exists != "1":
+            primary.psql(f"CREATE ROLE {REPLICATION_ROLE} LOGIN REPLICATION")
+        if self.directory.exists():
+            self.remove()
+        self.socket_dir.mkdir(parents=True)
+        owner = pwd.getpwnam(primary.os_user)
+        for path in (self.directory, self.socket_dir):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        os.chmod(self.socket_dir, 0o700)
+        copied = primary._as_owner(
+            ["pg_basebackup", "-h", str(SOCKET_DIR), "-p", str(primary.port)]
+            + ["-U", REPLICATION_ROLE, "-D", str(self.data), "-X", "stream", "-R"]
+            + ["-c", "fast"],
+            capture_output=True,
+            text=True,
+        )
+        if copied.returncode != 0:
+            raise SetupError(f"pg_basebackup failed: {copied.stderr.strip()}")
+        self.port = _free_port()
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# The standby's own, after the primary's copied lines\n"
+                "listen_addresses = ''\n"
+                f"unix_socket_directories = '{self.socket_dir}'\n"
+                f"port = {self.port}\n"
+                "hot_standby = on\n"
+            )
+        self.log.touch()
+        os.chown(self.log, owner.pw_uid, owner.pw_gid)
+        started = primary._as_owner(
+            ["pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60"]
+            + ["start"],
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            raise SetupError(f"the standby did not start; its log is {self.log}.")
+        if self.psql("SELECT pg_is_in_recovery()") != "t":
+            raise SetupError("the standby is not in recovery: it would not follow")
+        return self
+
+    def psql(self, sql, dbname="postgres"):
+        """Run one statement on the standby (as the primary's admin role)."""
+        bindir = self.primary.bindir
+        return _psql(bindir, self.socket_dir, self.port, sql, dbname, ADMIN_ROLE)
+
+    def wait_replayed(self, timeout=60):
+        """Wait until the standby replayed everything the primary wrote so
+        far (its WAL position now)."""
+        target = self.primary.psql("SELECT pg_current_wal_lsn()")
+        deadline = time.monotonic() + timeout
+        query = f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
+        while self.psql(query) != "t":
+            if time.monotonic() > deadline:
+                raise SetupError(f"the standby did not replay up to {target}")
+            time.sleep(0.1)
+
+    def remove(self):
+        """Stop the standby and delete its copy."""
+        if (self.data / "PG_VERSION").exists():
+            self.primary._as_owner(
+                ["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+            )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _psql(bindir, socket_dir, port, sql, dbname, user, check=True):
+    """One SQL statement through psql on a unix socket; its unaligned output."""
+    cmd = [os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t"]
+    cmd += ["-h", str(socket_dir), "-p", str(port), "-U", user, "-d", dbname]
+    cmd += ["-v", "ON_ERROR_STOP=1", "-c", sql]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise SetupError(f"PostgreSQL refused {sql!r}: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def _free_port():
