@@ -7,7 +7,9 @@ master token, and each tenant key's own token (kept encrypted in
 only upstream is created here with the context flag ``emboux_sync_skip``,
 so that the sync hooks do not send it back. What exists only here, or
 differs, is reported with counts on the run's record, with tokens masked;
-nothing is ever deleted: an operator decides.
+nothing is ever deleted: an operator decides. An object whose changes have
+not settled upstream (still in the outbox, or sent without an answer) is
+left for a later run: what the upstream shows of it may be about to change.
 """
 
 import logging
@@ -55,8 +57,9 @@ KEY_FIELDS = (
 class _Run:
     """The comparison of one run: counts and report lines."""
 
-    def __init__(self, env):
+    def __init__(self, env, unsettled):
         self.env = env
+        self.unsettled = unsettled  # idempotency keys of the outbox
         self.lines = []
         self.counts = dict.fromkeys(
             (
@@ -81,6 +84,16 @@ class _Run:
             self.counts["import_failures"] += 1
             self.lines.append(f"Could not import {label}: {error}")
 
+    def settled(self, model, names):
+        """``names`` of ``model`` without the unsettled ones (reported)."""
+        kept = set()
+        for name in names:
+            if f"{model}:{name}" in self.unsettled:
+                self.lines.append(f"{name}: changes on their way, left for later")
+            else:
+                kept.add(name)
+        return kept
+
     def local_only(self, label, keys):
         for key in sorted(keys):
             self.counts["local_only"] += 1
@@ -101,9 +114,12 @@ class _Run:
         Partner = self.env["res.partner"]
         names = {item["name"] for item in upstream}
         local = {d.name: d for d in Domain.search([])}
+        settled = self.settled(Domain._name, names | set(local))
         # parents before their subdomains
         for item in sorted(upstream, key=lambda i: (i["name"].count("."), i["name"])):
             name = item["name"]
+            if name not in settled:
+                continue
             ref = owners.get(name)
             if name in local:
                 here = _domain_values(local[name])
@@ -116,13 +132,17 @@ class _Run:
             partner = Partner.search([("emboux_partner_ref", "=", ref)], limit=1)
             vals = {"name": name, "partner_id": ref and partner.id or False}
             self.attempt("domains", f"domain {name}", lambda v=vals: Domain.create(v))
-        self.local_only("Domain", set(local) - names)
+        self.local_only("Domain", (set(local) - names) & settled)
 
     def mailboxes(self, upstream):
         Mailbox = self.env["emboux.mail.mailbox"]
         local = {m.email: m for m in Mailbox.search([])}
+        emails = {item["email"] for item in upstream}
+        settled = self.settled(Mailbox._name, emails | set(local))
         for item in sorted(upstream, key=lambda i: i["email"]):
             email = item["email"]
+            if email not in settled:
+                continue
             if email in local:
                 here = {"quota_mb": local[email].quota_mb}
                 self.compare(f"Mailbox {email}", here, item)
@@ -132,13 +152,17 @@ class _Run:
                 f"mailbox {email}",
                 lambda e=email: Mailbox.create({"email": e}),
             )
-        self.local_only("Mailbox", set(local) - {item["email"] for item in upstream})
+        self.local_only("Mailbox", (set(local) - emails) & settled)
 
     def aliases(self, upstream):
         Alias = self.env["emboux.mail.alias"]
         local = {a.source: a for a in Alias.search([])}
+        sources = {item["source"] for item in upstream}
+        settled = self.settled(Alias._name, sources | set(local))
         for item in upstream:
             source, destination = item["source"], item.get("destination")
+            if source not in settled:
+                continue
             here = local.get(source)
             if here:
                 self.compare(f"Alias {source}", {"destination": here.destination}, item)
@@ -154,7 +178,7 @@ class _Run:
                     {"source": s, "destination": d}
                 ),
             )
-        self.local_only("Alias", set(local) - {item["source"] for item in upstream})
+        self.local_only("Alias", (set(local) - sources) & settled)
 
     def keys(self, settings):
         """``settings``: ``{key: what the upstream answers for its token}``."""
@@ -243,6 +267,9 @@ class EmbouxMailReconcile(models.Model):
             .search([])
             .filtered("upstream_token_encrypted")
         )
+        # before the upstream is read: a change settling meanwhile may or may
+        # not show in what it answers
+        unsettled = self.env["emboux.mail.sync.event"].sudo()._emboux_unsettled()
         client = mixin._emboux_sync_client()
         try:
             upstream_domains = _all_items(client.list_domains)
@@ -274,7 +301,7 @@ class EmbouxMailReconcile(models.Model):
         pending = env["emboux.mail.sync.event"].search_count(
             [("state", "=", "pending")]
         )
-        run = _Run(env)
+        run = _Run(env, unsettled)
         run.domains(upstream_domains, owners)
         run.mailboxes(mailboxes)
         run.aliases(aliases)

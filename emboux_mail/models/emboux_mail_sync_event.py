@@ -331,6 +331,20 @@ class EmbouxMailSyncEvent(models.Model):
         return answer
 
     # -- outcomes ----------------------------------------------------------------
+    @api.model
+    def _emboux_unsettled(self):
+        """The objects (idempotency keys) whose changes have not settled
+        upstream: pending (an undoing included), or sent without an answer
+        that may still land there."""
+        events = self.search(
+            [
+                "|",
+                ("state", "=", "pending"),
+                ("settles_at", ">", fields.Datetime.now()),
+            ]
+        )
+        return set(events.mapped("idempotency_key"))
+
     def _emboux_postpone(self, error):
         """No answer: these changes stay pending, with a backoff."""
         attempts = max(self.mapped("attempts") or [0]) + 1

@@ -511,7 +511,7 @@ class TestReconcile(ConnectedCase):
         self.make_domain("local.example")
         self.Mailbox.create({"email": "m@both.example", "password": "pw-1234567890"})
         self.Alias.create({"source": "c@both.example", "destination": "m@x.org"})
-        self.env.cr.precommit.run()
+        self.commit()
         self.upstream.calls.clear()
 
     def test_imports_upstream_only_without_sending_back(self):
@@ -539,6 +539,30 @@ class TestReconcile(ConnectedCase):
         self.assertEqual(
             {name for name, _args in self.upstream.calls}, {"api_key_usage"}
         )
+
+    def test_changes_on_their_way_are_left_alone(self):
+        """A mailbox whose create got no answer (taken back here, its
+        undoing waiting until the call cannot land) and a domain whose
+        delete waits in the outbox: the upstream still shows both, and
+        importing them would bring back what was undone or deleted here."""
+        self.local()
+        self.upstream.fail["create_mailbox"] = self.upstream.no_answer
+        self.Mailbox.create({"email": "new@local.example", "password": "pw-1234567890"})
+        self.commit_refused(EmbouxUserError)
+        # the call did land
+        self.upstream.mailboxes.append(
+            {"id": 9, "domain_id": 4, "email": "new@local.example"}
+        )
+        self.Domain.search([("name", "=", "both.example")]).unlink()
+        self.commit()  # queued behind the undoing, on the customer's lane
+        self.upstream.fail.clear()
+        run = self.Reconcile._emboux_reconcile()
+        self.assertFalse(self.Domain.search([("name", "=", "both.example")]))
+        self.assertFalse(self.Mailbox.search([("email", "=", "new@local.example")]))
+        self.assertIn("both.example: changes on their way", run.report)
+        self.assertIn("new@local.example: changes on their way", run.report)
+        # what has settled is still imported
+        self.assertTrue(self.Domain.search([("name", "=", "up.example")]))
 
     def test_lost_create_answer_is_adopted_when_exactly_ours(self):
         """The upstream applied creates whose answers were lost (no receipt):
