@@ -31,6 +31,10 @@ How a change reaches the upstream (design.md §4), and why:
   later with a backoff, and applies the same all-or-nothing rule to a
   refusal then. A change that needs a password cannot wait (it is never
   stored), so such a batch is taken back and refused with a clear message.
+  A call without an answer may still reach the upstream later: until it
+  cannot any more (``settles_at``, five read timeouts), the next changes of
+  its lanes wait, lest it land after them and overwrite them, and the
+  reconcile leaves its object alone.
 * Exactly once: a batch is sent only by whoever holds its lanes and sees
   it pending in a snapshot taken after locking them, and it is marked
   delivered before the locks are released. A create sent again after an
