@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import portal_tour
 import pytest
 import requests
+import test_api_e2e as api_e2e
 import test_sync_topology as sync_run
 import test_webhooks as hooks
 from api_client import Api
@@ -415,6 +416,22 @@ def test_quota_race_over_both_nodes(topology):
     assert len(entries) == RACE and node_1 and node_2
     listed = client(topology, token)("GET", "/users/")
     assert listed.headers["X-Total-Count"] == str(QUOTA)
+
+
+def test_api_scenarios_through_nginx(topology):
+    """The REST API's end-to-end scenarios, unchanged, through nginx: every
+    request may land on either node."""
+    server = SimpleNamespace(url=topology.url)
+    master = Api(topology.url, topology.master_token)
+    mark = len(topology.nginx.access())
+    api_e2e.test_full_scenario(master, server)
+    api_e2e.test_auth_failures(master, server)
+    api_e2e.test_openapi_lists_master_routes(server)
+    calls = topology.nginx.access()[mark:]
+    print(f"\nAPI scenarios through nginx: {dict(Counter(e.upstream for e in calls))}")
+    assert {e.upstream for e in calls} == {
+        topology.address(node) for node in topology.http
+    }
 
 
 def call_kw(browser, topology, model, method, *args, **kwargs):
