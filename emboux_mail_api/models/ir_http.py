@@ -1,7 +1,12 @@
+import functools
+
+from werkzeug.exceptions import MethodNotAllowed
+
 from odoo import http, models
 from odoo.http import request
 
-from ..controllers.responses import error_response
+from ..controllers.main import ROUTES
+from ..controllers.responses import error_response, json_response
 
 MAX_BODY = 1024 * 1024
 
@@ -12,6 +17,19 @@ def served_databases(host):
     connection): a list kept in a process would differ between workers and
     nodes while databases come and go."""
     return http.db_list(True, host)
+
+
+@functools.cache
+def _api_prefixes():
+    """``/domains/``, ``/users/``...: the collections the API's routes live
+    under (known once the controllers are loaded)."""
+    return tuple({"/" + route.path.strip("/").split("/")[0] + "/" for route in ROUTES})
+
+
+def is_api_path(path):
+    """True under one of the API's collections, where an unknown path or a
+    wrong method answers the API's JSON errors, as FastAPI's do."""
+    return path.startswith(_api_prefixes())
 
 
 def read_body(httprequest, limit=MAX_BODY):
@@ -42,6 +60,26 @@ def read_body(httprequest, limit=MAX_BODY):
 
 class IrHttp(models.AbstractModel):
     _inherit = "ir.http"
+
+    @classmethod
+    def _match(cls, path_info):
+        """A wrong method on an API path answers JSON 405 with ``Allow``,
+        not Werkzeug's HTML page."""
+        try:
+            return super()._match(path_info)
+        except MethodNotAllowed as error:
+            if not is_api_path(path_info):
+                raise
+            allow = ", ".join(sorted(error.valid_methods or ()))
+            raise error_response(405, "Method Not Allowed", {"Allow": allow}) from error
+
+    @classmethod
+    def _serve_fallback(cls):
+        """An unknown path under the API answers JSON 404, not a web page."""
+        response = super()._serve_fallback()
+        if response or not is_api_path(request.httprequest.path):
+            return response
+        return json_response({"detail": "Not Found"}, 404)
 
     @classmethod
     def _pre_dispatch(cls, rule, args):

@@ -51,3 +51,18 @@ class TestDatabase(EmbouxApiCase):
         ]
         self.assertTrue(routes)
         self.assertFalse([r for r in routes if r.get("readonly")])
+
+    def test_unknown_methods_and_paths_answer_json(self):
+        """As FastAPI does: JSON for a wrong method (with ``Allow``) and for
+        an unknown path under the API's collections; Odoo's own pages
+        elsewhere."""
+        wrong = self.api("GET", "/domains/some.example", token=self.MASTER)
+        self.assertEqual(wrong.status_code, 405)
+        self.assertEqual(wrong.json(), {"detail": "Method Not Allowed"})
+        self.assertIn("DELETE", wrong.headers["Allow"])
+        unknown = self.api("GET", "/users/a@b.example/x/y", token=self.MASTER)
+        self.assertEqual(unknown.status_code, 404)
+        self.assertEqual(unknown.json(), {"detail": "Not Found"})
+        elsewhere = self.api("GET", "/no-such-page")
+        self.assertEqual(elsewhere.status_code, 404)
+        self.assertIn("text/html", elsewhere.headers["Content-Type"])
