@@ -897,10 +897,24 @@ class EmbouxMailDomain(models.Model):
             )
 
     def action_check_dns(self):
+        """Check now, and say what was found (the form reloads under it)."""
         # portal users may read their domains, not run lookups from Odoo
         self.check_access("write")
         self._emboux_check_dns()
-        return True
+        states = dict(self._fields["dns_state"]._description_selection(self.env))
+        healthy = all(domain.dns_state == "ok" for domain in self)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("DNS checked"),
+                "message": ", ".join(
+                    f"{domain.name}: {states[domain.dns_state]}" for domain in self
+                ),
+                "type": "success" if healthy else "warning",
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     @api.model
     def _cron_check_dns(self):

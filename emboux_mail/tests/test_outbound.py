@@ -353,6 +353,15 @@ class TestOutboundRules(FakeDns, EmbouxMailCase):
             self.domain._emboux_check_dns()
         return self.domain.dns_record_ids.filtered(lambda r: r.kind == "DKIM").status
 
+    def test_check_dns_button_says_what_it_found(self):
+        with self.fake_dns({}):
+            action = self.domain.action_check_dns()
+        self.assertEqual(action["tag"], "display_notification")
+        params = action["params"]
+        self.assertEqual(params["message"], f"{self.domain.name}: Failing")
+        self.assertEqual(params["type"], "warning")
+        self.assertEqual(params["next"]["tag"], "soft_reload")
+
     def test_dns_check_finds_the_signing_key(self):
         self.assertFalse(self.domain.ses_verified)
         published = self.dkim_zone("send.test")
