@@ -143,8 +143,7 @@ class ResConfigSettings(models.TransientModel):
     )
     emboux_dns_interval_hours = fields.Integer(
         string="Check Every (hours)",
-        compute="_compute_emboux_dns_interval_hours",
-        inverse="_inverse_emboux_dns_interval_hours",
+        help="The scheduled DNS check's interval (its scheduled action's).",
     )
     emboux_webhook_allow_private = fields.Boolean(
         string="Private Webhook Addresses",
@@ -182,22 +181,22 @@ class ResConfigSettings(models.TransientModel):
             "emboux_mail.ir_cron_emboux_mail_dns_check", raise_if_not_found=False
         ).sudo()
 
-    def _compute_emboux_dns_interval_hours(self):
+    @api.model
+    def get_values(self):
+        """The DNS check's interval is its scheduled action's: read there
+        when Settings open (a computed field showed 0 on the form)."""
+        values = super().get_values()
         cron = self._emboux_dns_cron()
-        hours = cron.interval_number if cron and cron.interval_type == "hours" else 6
-        for settings in self:
-            settings.emboux_dns_interval_hours = hours
+        if cron and cron.interval_type == "hours":
+            values["emboux_dns_interval_hours"] = cron.interval_number
+        return values
 
-    def _inverse_emboux_dns_interval_hours(self):
+    def set_values(self):
+        super().set_values()
         cron = self._emboux_dns_cron()
-        for settings in self:
-            if cron and settings.emboux_dns_interval_hours > 0:
-                cron.write(
-                    {
-                        "interval_number": settings.emboux_dns_interval_hours,
-                        "interval_type": "hours",
-                    }
-                )
+        hours = self.emboux_dns_interval_hours
+        if cron and (cron.interval_number, cron.interval_type) != (hours, "hours"):
+            cron.write({"interval_number": hours, "interval_type": "hours"})
 
     @api.constrains("emboux_dns_nameservers")
     def _check_emboux_dns_nameservers(self):
@@ -239,6 +238,7 @@ class ResConfigSettings(models.TransientModel):
         "emboux_webhook_disable_after_hours",
         "emboux_webhook_keep_days",
         "emboux_audit_retention_days",
+        "emboux_dns_interval_hours",
     )
     def _check_emboux_days(self):
         # Settings does not store 0 (the default would come back): refuse it
@@ -247,6 +247,7 @@ class ResConfigSettings(models.TransientModel):
                 "emboux_webhook_disable_after_hours",
                 "emboux_webhook_keep_days",
                 "emboux_audit_retention_days",
+                "emboux_dns_interval_hours",
             ):
                 if settings[name] < 1:
                     raise ValidationError(

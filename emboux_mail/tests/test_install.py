@@ -1,4 +1,5 @@
-from odoo.tests import TransactionCase, tagged
+from odoo.exceptions import ValidationError
+from odoo.tests import Form, TransactionCase, tagged
 
 
 @tagged("post_install", "-at_install")
@@ -25,3 +26,19 @@ class TestInstall(TransactionCase):
         ]
         readonly = rule.endpoint.routing["readonly"]
         self.assertFalse(readonly(rule.endpoint.func.__self__))
+
+    def test_dns_interval_is_the_scheduled_actions(self):
+        """Settings show the interval the DNS check runs at, set it, and
+        refuse 0 rather than ignore it."""
+        cron = self.env.ref("emboux_mail.ir_cron_emboux_mail_dns_check")
+        cron.write({"interval_number": 6, "interval_type": "hours"})
+        Settings = self.env["res.config.settings"]
+        form = Form(Settings)
+        self.assertEqual(form.emboux_dns_interval_hours, 6)
+        form.emboux_dns_interval_hours = 3
+        form.save().execute()
+        self.assertEqual((cron.interval_number, cron.interval_type), (3, "hours"))
+        form = Form(Settings)
+        form.emboux_dns_interval_hours = 0
+        with self.assertRaises(ValidationError):
+            form.save()
