@@ -1,6 +1,6 @@
 from odoo.tests import Form, tagged
 
-from ..exceptions import EmbouxValidationError
+from ..exceptions import EmbouxUserError, EmbouxValidationError
 from .common import EmbouxMailCase
 
 
@@ -66,3 +66,13 @@ class TestWizards(EmbouxMailCase):
         ).create({"new_partner_id": other.id}).action_transfer()
         self.assertEqual(self.domain.partner_id, other)
         self.assertEqual(other.emboux_domain_count, 1)
+
+    def test_transfer_to_nobody_must_be_chosen(self):
+        Transfer = self.env["emboux.mail.domain.transfer"].with_context(
+            active_ids=self.domain.ids
+        )
+        with self.assertRaisesRegex(EmbouxUserError, "Leave to Nobody"):
+            Transfer.create({}).action_transfer()
+        self.assertEqual(self.domain.partner_id, self.tenant)
+        Transfer.create({"orphan": True}).action_transfer()
+        self.assertFalse(self.domain.partner_id)

@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from ..exceptions import EmbouxUserError
+
 
 class EmbouxMailDomainTransfer(models.TransientModel):
     """Move domains to another customer, or orphan them."""
@@ -17,10 +19,22 @@ class EmbouxMailDomainTransfer(models.TransientModel):
         "res.partner",
         string="New Customer",
         domain=[("is_company", "=", True)],
-        help="Leave empty to orphan the domains (they then belong to nobody).",
+    )
+    orphan = fields.Boolean(
+        string="Leave to Nobody",
+        help="Orphan the domains: they then belong to no customer, and no "
+        "customer's key or portal reaches them.",
     )
 
     def action_transfer(self):
+        if not self.new_partner_id and not self.orphan:
+            # an empty customer must be a decision, not a slip
+            raise EmbouxUserError(
+                self.env._(
+                    "Choose the new customer, or tick Leave to Nobody to orphan "
+                    "the domains."
+                )
+            )
         for domain in self.domain_ids:
             domain._emboux_transfer_owner(self.new_partner_id)
         return {"type": "ir.actions.act_window_close"}
