@@ -192,11 +192,12 @@ class ResConfigSettings(models.TransientModel):
         return values
 
     def set_values(self):
-        super().set_values()
+        result = super().set_values()
         cron = self._emboux_dns_cron()
         hours = self.emboux_dns_interval_hours
         if cron and (cron.interval_number, cron.interval_type) != (hours, "hours"):
             cron.write({"interval_number": hours, "interval_type": "hours"})
+        return result
 
     @api.constrains("emboux_dns_nameservers")
     def _check_emboux_dns_nameservers(self):
