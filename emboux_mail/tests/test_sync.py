@@ -564,6 +564,25 @@ class TestReconcile(ConnectedCase):
         # what has settled is still imported
         self.assertTrue(self.Domain.search([("name", "=", "up.example")]))
 
+    def test_adopted_with_the_token_the_upstream_still_knows(self):
+        """The tenant's token was swapped after the create whose answer was
+        lost: the swap waits behind it on the tenant's lane, so the upstream
+        still knows the old token only, and the ownership is read with it."""
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("lost")
+        domain = self.make_domain("up.example")
+        self.commit()
+        self.key.sudo().token = "tenant-token-new-0123456789"
+        self.commit()
+        events = self.Event.search([("state", "=", "pending")], order="id")
+        self.assertEqual(
+            events.mapped("operation"), ["domain_create", "key_create", "key_delete"]
+        )
+        exists = ec.EmbouxBadRequest("400", 400, "Domain already exists")
+        self.upstream.fail = {"create_domain": exists}
+        events[0].action_retry()
+        self.assertEqual(events[0].state, "done")
+        self.assertTrue(domain.exists())
+
     def test_lost_create_answer_is_adopted_when_exactly_ours(self):
         """The upstream applied creates whose answers were lost (no receipt):
         the outbox's retries meet "already exists". The same object, owned by
