@@ -218,6 +218,28 @@ class EmbouxMailApiKey(models.Model):
             operation, payload, encrypted_token=encrypted_token, mark=mark
         )
 
+    def _emboux_upstream_tokens(self):
+        """The encrypted tokens the upstream may know for these keys: each
+        one's own and, while a new token waits in the outbox behind the
+        changes queued before it, the old one that the pending deletion of
+        the old key still carries."""
+        replaced = (
+            self.env["emboux.mail.sync.event"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", self._name),
+                    ("res_id", "in", self.ids),
+                    ("operation", "=", "key_delete"),
+                    ("state", "=", "pending"),
+                ]
+            )
+        )
+        tokens = self.sudo().mapped("upstream_token_encrypted") + replaced.mapped(
+            "upstream_token_encrypted"
+        )
+        return list(dict.fromkeys(filter(None, tokens)))
+
     def _emboux_sync_lanes(self):
         return {f"tenant:{self.partner_ref}"} if self.partner_ref else set()
 

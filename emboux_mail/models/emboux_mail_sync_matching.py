@@ -93,26 +93,8 @@ class EmbouxMailSyncMatching(models.AbstractModel):
             .with_context(active_test=False)
             .search([("partner_id.emboux_partner_ref", "in", list(partner_refs))])
         )
-        # a new token reaches the upstream after the changes queued before
-        # it; until then the upstream knows the old one, which the pending
-        # deletion of the old key still carries
-        replaced = (
-            self.env["emboux.mail.sync.event"]
-            .sudo()
-            .search(
-                [
-                    ("res_model", "=", keys._name),
-                    ("res_id", "in", keys.ids),
-                    ("operation", "=", "key_delete"),
-                    ("state", "=", "pending"),
-                ]
-            )
-        )
-        tokens = keys.mapped("upstream_token_encrypted") + replaced.mapped(
-            "upstream_token_encrypted"
-        )
         mixin = self.env["emboux.mail.sync.mixin"]
-        for encrypted in dict.fromkeys(filter(None, tokens)):
+        for encrypted in keys._emboux_upstream_tokens():
             token = mixin._emboux_decrypt(encrypted)
             client = mixin._emboux_sync_client(token=token)
             try:
