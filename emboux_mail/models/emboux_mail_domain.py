@@ -2,6 +2,7 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..exceptions import (
     EmbouxForbidden,
@@ -10,7 +11,7 @@ from ..exceptions import (
     EmbouxValidationError,
 )
 from ..services import dns_checker, hashing, names
-from ..services.stamps import stamp
+from ..services.stamps import SQL_TIMESTAMP, stamp
 
 _logger = logging.getLogger(__name__)
 
@@ -62,6 +63,19 @@ def _percent(part, whole):
     """``part`` as a percentage of ``whole``; 0 when there is no whole (an
     unlimited limit, nothing delivered yet)."""
     return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+# the keys of a domain in ``GET /domains/``: the seed's fields, then its state
+API_ITEM = (
+    "id",
+    "name",
+    "created_at",
+    "verified",
+    "suspended",
+    "suspension_reason",
+    "parent_domain",
+    "is_wildcard",
+)
 
 
 class EmbouxMailDomain(models.Model):
@@ -550,14 +564,31 @@ class EmbouxMailDomain(models.Model):
     def _emboux_api_item(self):
         """The domain in ``GET /domains/``: the seed's fields, then its
         state."""
-        return {
-            **self._emboux_api_dict(),
-            "verified": self.verified,
-            "suspended": self.suspended,
-            "suspension_reason": self.suspension_reason or None,
-            "parent_domain": self.parent_id.name or None,
-            "is_wildcard": self.is_wildcard,
+        self.ensure_one()
+        return self._emboux_api_items()[0]
+
+    def _emboux_api_items(self):
+        """``_emboux_api_item`` of each domain, in order, read in one query:
+        the API lists a tenant's domains a thousand at a time, and reading
+        them field by field through the cache costs that request several
+        times the rest of its work."""
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                "SELECT d.id, d.name, to_char(d.create_date, %s),"
+                " COALESCE(d.verified, false), COALESCE(d.suspended, false),"
+                " d.suspension_reason, parent.name, COALESCE(d.is_wildcard, false)"
+                " FROM emboux_mail_domain d LEFT JOIN emboux_mail_domain parent"
+                " ON parent.id = d.parent_id WHERE d.id = ANY(%s)",
+                SQL_TIMESTAMP,
+                self.ids,
+            )
+        )
+        rows = {
+            row[0]: dict(zip(API_ITEM, row, strict=True))
+            for row in self.env.cr.fetchall()
         }
+        return [rows[domain_id] for domain_id in self.ids]
 
     def _emboux_set_retention(self, days, by):
         """Keep the domains' mail ``days`` days (0: forever). A customer

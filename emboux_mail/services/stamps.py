@@ -1,6 +1,8 @@
 """The EmBoux API's timestamps, in its answers and in webhook payloads."""
 
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S"
+# the same, written by PostgreSQL (to_char) where rows are read in bulk
+SQL_TIMESTAMP = 'YYYY-MM-DD"T"HH24:MI:SS'
 
 
 def stamp(value):

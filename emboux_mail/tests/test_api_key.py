@@ -1,9 +1,11 @@
 import datetime
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import tagged
 
 from ..exceptions import EmbouxForbidden, EmbouxValidationError
+from ..services import hashing
 from .common import EmbouxMailCase
 
 
@@ -17,6 +19,24 @@ class TestApiKey(EmbouxMailCase):
         self.assertFalse(self.key.read(["token"])[0]["token"])
         self.assertNotIn("token_hash", self.Key._fields)
         self.assertNotStoredAnywhere(self.token)
+
+    def test_a_token_is_hashed_once_per_process(self):
+        """pbkdf2 runs at a token's first use only; a wrong token, or the
+        same token against another stored hash, is checked in full."""
+        token, other = hashing.generate_token(), hashing.generate_token()
+        stored, renewed = hashing.hash_token(token), hashing.hash_token(token)
+        with patch.object(
+            hashing.TOKEN_CONTEXT, "verify", wraps=hashing.TOKEN_CONTEXT.verify
+        ) as verify:
+            self.assertTrue(hashing.verify_token(token, stored))
+            self.assertTrue(hashing.verify_token(token, stored))
+            self.assertEqual(verify.call_count, 1)
+            self.assertFalse(hashing.verify_token(other, stored))
+            self.assertFalse(hashing.verify_token(other, stored))
+            self.assertTrue(hashing.verify_token(token, renewed))
+            self.assertEqual(verify.call_count, 4)
+            self.assertFalse(hashing.verify_token(token, ""))
+            self.assertEqual(verify.call_count, 4)
 
     def test_auth_failures_have_the_api_texts(self):
         with self.assertEmbouxError(EmbouxForbidden, "Invalid API key", 403):

@@ -245,7 +245,13 @@ def _serve(route, handler, controller, path_values):
             master_required=route.master,
             address=httprequest.remote_addr,
         )
-        request.update_context(**{API_KEY_CONTEXT: caller.key.id or 0})
+        # the audit log names the key behind each change: no creation note
+        # and no following by the API's own user in every record's chatter
+        request.update_context(
+            **{API_KEY_CONTEXT: caller.key.id or 0},
+            mail_create_nolog=True,
+            mail_create_nosubscribe=True,
+        )
         api = request.env["emboux.mail.api"]
         # connected mode sends the change once committed: a refusal then is
         # still this request's answer, as any other ({"detail"})

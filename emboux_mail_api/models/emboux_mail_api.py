@@ -170,25 +170,23 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_page(self, model, caller, domain, limit, offset):
-        Model = self.env[model]
+        """One page of ``model`` in the caller's scope, and the scope's size."""
         scope = self._api_scope(caller, domain)
+        records = self._api_slice(model, scope, limit, offset)
+        return records, self.env[model].search_count(scope)
+
+    @api.model
+    def _api_slice(self, model, scope, limit, offset):
+        Model = self.env[model]
         # limit=0 asks for no item; Odoo's search would read it as no limit
-        records = (
-            Model.search(scope, limit=limit, offset=offset or 0)
-            if limit != 0
-            else Model
-        )
-        return records, Model.search_count(scope)
+        if limit == 0:
+            return Model
+        return Model.search(scope, limit=limit, offset=offset or 0)
 
     # -- domains ---------------------------------------------------------------
     @api.model
     def _api_domain_dict(self, domain):
         return domain._emboux_api_dict()
-
-    @api.model
-    def _api_domain_item(self, domain):
-        """A domain in ``GET /domains/``: the seed's fields, then its state."""
-        return domain._emboux_api_item()
 
     @api.model
     def _api_domain_create(self, caller, name, values):
@@ -211,7 +209,7 @@ class EmbouxMailApi(models.AbstractModel):
     @api.model
     def _api_domain_list(self, caller, limit=None, offset=None):
         domains, total = self._api_page("emboux.mail.domain", caller, [], limit, offset)
-        return [self._api_domain_item(domain) for domain in domains], total
+        return domains._emboux_api_items(), total
 
     @api.model
     def _api_verify(self, caller, name):
@@ -451,10 +449,26 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_mailbox_list(self, caller, domain_id=None, limit=None, offset=None):
+        """A page of mailboxes; the total is the sum of their domains'
+        counters, which the mailbox rules keep exact: counting the rows
+        themselves costs a tenant more with every mailbox it adds. The
+        domains are read under the same record rules as their mailboxes
+        (a mailbox's company is its domain's)."""
         domain = [("domain_id", "=", domain_id)] if domain_id is not None else []
-        mailboxes, total = self._api_page(
-            "emboux.mail.mailbox", caller, domain, limit, offset
+        scope = self._api_scope(caller, domain)
+        mailboxes = self._api_slice("emboux.mail.mailbox", scope, limit, offset)
+        Domain = self.env["emboux.mail.domain"]
+        domains = [("id", "=", domain_id)] if domain_id is not None else []
+        query = Domain._search(self._api_scope(caller, domains))
+        Domain.flush_model(["mailbox_count"])
+        self.env.cr.execute(
+            query.select(
+                SQL(
+                    "COALESCE(SUM(%s), 0)", SQL.identifier(query.table, "mailbox_count")
+                )
+            )
         )
+        total = self.env.cr.fetchone()[0]
         return [self._api_mailbox_dict(mailbox) for mailbox in mailboxes], total
 
     @api.model

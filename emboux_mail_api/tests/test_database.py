@@ -1,4 +1,9 @@
+from contextlib import closing
 from unittest.mock import patch
+
+from odoo import http, sql_db
+from odoo.service import db
+from odoo.tools import SQL, config
 
 from ..models import ir_http
 from .common import EmbouxApiCase
@@ -11,7 +16,7 @@ class TestDatabase(EmbouxApiCase):
         response = self.api("GET", "/domains/", token=self.MASTER)
         self.assertEqual(response.status_code, 200)
         self.assertEqual(
-            ir_http.served_databases(self.base_url().split("//")[1]),
+            ir_http.served_databases(self.env.cr, self.base_url().split("//")[1]),
             [self.env.cr.dbname],
         )
 
@@ -34,12 +39,31 @@ class TestDatabase(EmbouxApiCase):
 
     def test_every_process_sees_a_new_database_at_once(self):
         """No list kept in a process: the request after a database appears
-        is refused, whichever worker or node serves it."""
+        is refused, whichever worker or node serves it; and the list is the
+        one Odoo's own listing gives."""
         host = self.base_url().split("//")[1]
-        one, two = [self.env.cr.dbname], [self.env.cr.dbname, "other"]
-        with patch.object(ir_http.http, "db_list", side_effect=[one, two]):
-            self.assertEqual(ir_http.served_databases(host), one)
-            self.assertEqual(ir_http.served_databases(host), two)
+        name = self.env.cr.dbname + "_another"
+        options = {"db_name": "", "dbfilter": f"^{self.env.cr.dbname}(_another)?$"}
+        server = sql_db.db_connect("postgres")
+        with patch.dict(config.options, options), closing(server.cursor()) as admin:
+            admin._cnx.autocommit = True
+            admin.execute(SQL("DROP DATABASE IF EXISTS %s", SQL.identifier(name)))
+            before = self._served(host)
+            admin.execute(SQL("CREATE DATABASE %s", SQL.identifier(name)))
+            try:
+                after = self._served(host)
+                listed = http.db_filter(db.list_dbs(True), host)
+            finally:
+                admin.execute(SQL("DROP DATABASE %s", SQL.identifier(name)))
+        self.assertEqual(before, [self.env.cr.dbname])
+        self.assertEqual(after, sorted([self.env.cr.dbname, name]))
+        self.assertEqual(after, listed)
+
+    def _served(self, host):
+        """What a new request's cursor reads (this test's own transaction
+        still sees its first snapshot)."""
+        with closing(sql_db.db_connect(self.env.cr.dbname).cursor()) as cr:
+            return ir_http.served_databases(cr, host)
 
     def test_reads_stay_on_the_primary(self):
         """Odoo sends read-only routes to --db_replica_host; the API's reads

@@ -94,6 +94,44 @@ class TestDomainActions(EmbouxApiCase):
         self.assertEqual(response.json()["parent_domain"], None)
         self.assertEqual(self.master("PUT", path, json={}).status_code, 200)
 
+    def test_listing_shows_each_domain_as_it_is(self):
+        """GET /domains/ reads its rows in one query: each must still be
+        what the record says, parent, wildcard and suspension included."""
+        self.create_domain("ganemo.com", token=self.MASTER)
+        self.create_domain("shop.ganemo.com", token=self.MASTER)
+        for path, body in (
+            ("/domains/ganemo.com/parent", {"is_wildcard": True}),
+            ("/domains/shop.ganemo.com/parent", {"parent_domain": "ganemo.com"}),
+            ("/domains/shop.ganemo.com/suspend", None),
+        ):
+            response = self.master("PUT", path, json=body)
+            self.assertEqual(response.status_code, 200, response.text)
+        listed = {item["name"]: item for item in self.master("GET", "/domains/").json()}
+        Domain = self.env["emboux.mail.domain"]
+        for domain in Domain.search(
+            [("name", "in", ["ganemo.com", "shop.ganemo.com"])]
+        ):
+            with self.subTest(domain=domain.name):
+                self.assertEqual(
+                    listed[domain.name],
+                    {
+                        "id": domain.id,
+                        "name": domain.name,
+                        "created_at": domain.create_date.isoformat(timespec="seconds"),
+                        "verified": domain.verified,
+                        "suspended": domain.suspended,
+                        "suspension_reason": domain.suspension_reason or None,
+                        "parent_domain": domain.parent_id.name or None,
+                        "is_wildcard": domain.is_wildcard,
+                    },
+                )
+        shop = listed["shop.ganemo.com"]
+        self.assertEqual(
+            (shop["parent_domain"], shop["suspended"]), ("ganemo.com", True)
+        )
+        self.assertTrue(shop["suspension_reason"])
+        self.assertTrue(listed["ganemo.com"]["is_wildcard"])
+
     def test_parent_idn(self):
         """The parent is looked up by its stored (punycode) name."""
         self.create_domain("bücher.example", token=self.MASTER)

@@ -81,6 +81,29 @@ class TestUsers(EmbouxApiCase):
         self.assertEqual([m["id"] for m in items], [second["id"]])
         self.assertList(self.as_a("GET", "/users/?domain_id=999999"), MAILBOX_KEYS, 0)
 
+    def test_total_follows_every_change_and_scope(self):
+        """X-Total-Count comes from the domains' counters: it must be the
+        number of rows the caller may list, after creates and deletes,
+        per tenant, per domain and for the master."""
+        self.create_domain("theirs.example", token=self.TOKEN_B)
+        self.create_mailbox("x@theirs.example", token=self.TOKEN_B)
+        for n in range(2):
+            self.create_mailbox(f"m{n}@mycompany.com")
+        self.assertList(self.as_a("GET", "/users/"), MAILBOX_KEYS, total=2)
+        self.assertList(self.as_b("GET", "/users/"), MAILBOX_KEYS, total=1)
+        everyone = self.env["emboux.mail.mailbox"].search_count([])
+        self.assertList(self.master("GET", "/users/"), MAILBOX_KEYS, total=everyone)
+        theirs = self.env["emboux.mail.domain"].search(
+            [("name", "=", "theirs.example")]
+        )
+        self.assertList(
+            self.as_a("GET", f"/users/?domain_id={theirs.id}"), MAILBOX_KEYS, 0
+        )
+        self.assertEmpty204(self.as_a("DELETE", "/users/m0@mycompany.com"))
+        self.assertList(self.as_a("GET", "/users/?limit=0"), MAILBOX_KEYS, total=1)
+        path = f"/users/?domain_id={self.domain['id']}"
+        self.assertList(self.as_a("GET", path), MAILBOX_KEYS, total=1)
+
     def test_password_hashed_and_changed(self):
         self.create_mailbox("hello@mycompany.com", password="secure-pass-123")
         mailbox = self._mailbox("hello@mycompany.com")
