@@ -123,13 +123,27 @@ def measure(base, target, count, clients, warmup, logs):
     offsets = {name: path.stat().st_size for name, path in logs.items()}
     outcomes, seconds = run(base, target, count, clients, warmup)
     row = {**summarize(outcomes, seconds), "retries": {}, "log_errors": []}
-    row["served"] = {}
+    row["served"], row["outcomes"] = {}, outcomes
     for name, path in logs.items():
         text = log_since(path, offsets[name])
         row["retries"][name] = text.count("tries left")
         row["log_errors"] += [line for line in text.splitlines() if " ERROR " in line]
         row["served"][name] = served_ms(text, target[1], target[2])
     return row
+
+
+def merge(rows):
+    """One row from the rows of several slices of the same measurement."""
+    outcomes = [outcome for row in rows for outcome in row["outcomes"]]
+    merged = summarize(outcomes, sum(row["seconds"] for row in rows))
+    merged["outcomes"] = outcomes
+    merged["log_errors"] = [line for row in rows for line in row["log_errors"]]
+    for key in ("retries", "served"):
+        merged[key] = {
+            name: sum((row[key][name] for row in rows), type(rows[0][key][name])())
+            for name in rows[0][key]
+        }
+    return merged
 
 
 def served_ms(text, method, path):

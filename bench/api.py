@@ -20,7 +20,7 @@ import secrets
 
 import psycopg2
 import requests
-from _measure import PASSWORD, fmt, mailbox_target, print_failures, ratio
+from _measure import PASSWORD, fmt, mailbox_target, merge, print_failures, ratio
 from _measure import measure as bench_measure
 from _server import LOG_DIR, Bench, create_tenant, run_main
 from passlib.hash import sha512_crypt
@@ -31,6 +31,7 @@ TENANT = "bench_tenant"
 DOMAINS = 1000
 WARMUP = 20
 REQUESTS = 300
+ROUNDS = 5
 CLIENTS = 8
 SERVER_LOG = LOG_DIR / "bench-server.log"
 MODES = ("seq", f"x{CLIENTS}")
@@ -95,35 +96,52 @@ def fill_mailboxes(cluster, total):
 
 # -- measurement ----------------------------------------------------------------
 def targets(customer, domains):
-    """(label, method, path, headers, body factory, expected status)."""
+    """Two groups measured one after the other, each with the floor:
+    the reads, then the writes (which add mailboxes, so that the reads see
+    exactly the size measured). A target is (label, method, path, headers,
+    body factory, expected status)."""
     auth = {"Authorization": f"Bearer {customer}"}
+    floor = (FLOOR, "GET", "/web/health", {}, None, 200)
     return [
-        (FLOOR, "GET", "/web/health", {}, None, 200),
-        ("GET /domains/", "GET", "/domains/", auth, None, 200),
-        ("GET /users/?limit=100", "GET", "/users/?limit=100", auth, None, 200),
-        mailbox_target(customer, domains, "post"),
+        [
+            floor,
+            ("GET /domains/", "GET", "/domains/", auth, None, 200),
+            ("GET /users/?limit=100", "GET", "/users/?limit=100", auth, None, 200),
+        ],
+        [floor, mailbox_target(customer, domains, "post")],
     ]
 
 
-def measure(base, target, mode):
-    """One measurement, with the server log lines it produced."""
+def measure(base, targets, mode):
+    """The rows of ``targets`` measured side by side: each one's requests
+    in ``ROUNDS`` slices, the targets taking turns, so that a change in the
+    machine's load during the run falls on all of them alike and their
+    ratios hold."""
     clients = 1 if mode == "seq" else CLIENTS
     logs = {"server": SERVER_LOG}
-    return bench_measure(base, target, REQUESTS, clients, WARMUP, logs)
+    slices = {target[0]: [] for target in targets}
+    for turn in range(ROUNDS):
+        for target in targets:
+            warmup = WARMUP if turn == 0 else 0
+            row = bench_measure(base, target, REQUESTS // ROUNDS, clients, warmup, logs)
+            slices[target[0]].append(row)
+    return {label: merge(rows) for label, rows in slices.items()}
 
 
 # -- report ---------------------------------------------------------------------
-def report(results, sizes, labels):
-    """The table, the ratios to the floor and the large-vs-small ratios."""
+def report(results, sizes, groups):
+    """The table, the ratios to the floor measured beside each route, and
+    the large-vs-small ratios. ``groups``: the labels measured together."""
     print(
-        f"\n{REQUESTS} requests per row after {WARMUP} warm-up; seq = one client, "
-        f"x{CLIENTS} = {CLIENTS} concurrent clients.\np50/p95 in ms over the "
-        "successful answers; rps = successful answers per second; retries = "
-        "Odoo's\nconcurrency-failure replays logged during the row.\n"
+        f"\n{REQUESTS} requests per row, in {ROUNDS} slices taking turns with the "
+        f"other rows of their group, after {WARMUP} warm-up;\nseq = one client, "
+        f"x{CLIENTS} = {CLIENTS} concurrent clients. p50/p95 in ms over the "
+        "successful answers;\nrps = successful answers per second; retries = "
+        "Odoo's concurrency-failure replays logged\nduring the row.\n"
     )
     head = f"{'size':>5} {'route':<22} {'mode':<4} {'p50':>8} {'p95':>8} {'rps':>7}"
     print(f"{head} {'ok':>4} {'err':>4} {'retries':>7}")
-    for (size, label, mode), row in results.items():
+    for (size, _group, label, mode), row in results.items():
         err = sum(row["errors"].values())
         print(
             f"{size:>5} {label:<22} {mode:<4} {fmt(row['p50']):>8} "
@@ -131,31 +149,35 @@ def report(results, sizes, labels):
             f"{row['retries']['server']:>7}"
         )
 
-    print(f"\nRatio to {FLOOR} at the same size (p50: x slower, rps: fraction)")
+    print(f"\nRatio to {FLOOR} measured beside it (p50: x slower, rps: fraction)")
     print(f"{'size':>5} {'route':<22} {'mode':<4} {'p50 x':>8} {'rps x':>8}")
     for size in sizes:
-        for label in labels[1:]:
-            for mode in MODES:
-                row, floor = results[size, label, mode], results[size, FLOOR, mode]
-                p50 = ratio(row["p50"], floor["p50"])
-                rps = ratio(row["rps"], floor["rps"])
-                print(
-                    f"{size:>5} {label:<22} {mode:<4} {fmt(p50, '.2f'):>8} "
-                    f"{fmt(rps, '.3f'):>8}"
-                )
+        for group, labels in enumerate(groups):
+            for label in labels[1:]:
+                for mode in MODES:
+                    row = results[size, group, label, mode]
+                    floor = results[size, group, FLOOR, mode]
+                    p50 = ratio(row["p50"], floor["p50"])
+                    rps = ratio(row["rps"], floor["rps"])
+                    print(
+                        f"{size:>5} {label:<22} {mode:<4} {fmt(p50, '.2f'):>8} "
+                        f"{fmt(rps, '.3f'):>8}"
+                    )
 
     small, large = sizes
     print(f"\nRatio {large} vs {small} mailboxes (>1 for p50/p95 = slower)")
     print(f"{'route':<22} {'mode':<4} {'p50 x':>8} {'p95 x':>8} {'rps x':>8}")
-    for label in labels:
-        for mode in MODES:
-            big, ref = results[large, label, mode], results[small, label, mode]
-            cells = [ratio(big[key], ref[key]) for key in ("p50", "p95", "rps")]
-            print(
-                f"{label:<22} {mode:<4} "
-                + " ".join(f"{fmt(cell, '.2f'):>8}" for cell in cells)
-            )
-    print_failures(results, " ".join, SERVER_LOG)
+    for group, labels in enumerate(groups):
+        for label in labels[1:] if group else labels:
+            for mode in MODES:
+                big = results[large, group, label, mode]
+                ref = results[small, group, label, mode]
+                cells = [ratio(big[key], ref[key]) for key in ("p50", "p95", "rps")]
+                print(
+                    f"{label:<22} {mode:<4} "
+                    + " ".join(f"{fmt(cell, '.2f'):>8}" for cell in cells)
+                )
+    print_failures(results, lambda key: " ".join(map(str, key)), SERVER_LOG)
 
 
 def size_label(size):
@@ -174,16 +196,16 @@ def main():
         base = bench.serve(DB, SERVER_LOG, {"EMBOUX_API_KEY": master})
         print(f"Odoo serves {DB} at {base} (log: {SERVER_LOG})", flush=True)
         domains = create_domains(base, master, customer)
-        plan = targets(customer, domains)
+        groups = targets(customer, domains)
         results = {}
         for size in sizes:
             count = fill_mailboxes(bench.cluster, size)
             print(f"{count} mailboxes in the table; measuring ...", flush=True)
-            for target, mode in itertools.product(plan, MODES):
-                row = measure(base, target, mode)
-                results[size_label(size), target[0], mode] = row
-                print(f"  {target[0]} {mode}: p50 {fmt(row['p50'])} ms", flush=True)
-        labels = [target[0] for target in plan]
+            for (group, plan), mode in itertools.product(enumerate(groups), MODES):
+                for label, row in measure(base, plan, mode).items():
+                    results[size_label(size), group, label, mode] = row
+                    print(f"  {label} {mode}: p50 {fmt(row['p50'])} ms", flush=True)
+        labels = [[target[0] for target in plan] for plan in groups]
         report(results, [size_label(size) for size in sizes], labels)
 
 
