@@ -24,6 +24,8 @@ INDEX_SIZE = 8
 # low round count keeps each API request cheap (as Odoo core does).
 TOKEN_CONTEXT = CryptContext(["pbkdf2_sha512"], pbkdf2_sha512__rounds=6000)
 DOVECOT_SCHEME = "{SHA512-CRYPT}"
+# configured once: passlib builds (and tests) a new handler at each ``using``
+MAILBOX_HASHER = sha512_crypt.using(rounds=5000)
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -79,7 +81,7 @@ def verify_token(token, token_hash):
 
 def hash_mailbox_password(password):
     """A Dovecot-compatible ``{SHA512-CRYPT}`` hash."""
-    return DOVECOT_SCHEME + sha512_crypt.using(rounds=5000).hash(password)
+    return DOVECOT_SCHEME + MAILBOX_HASHER.hash(password)
 
 
 def verify_mailbox_password(password, stored):
