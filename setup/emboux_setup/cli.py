@@ -1,4 +1,5 @@
-"""``run`` and ``test``: the two commands README.rst gives a new user."""
+"""``run`` and ``test``: the two commands README.rst gives a new user; and
+``readme`` and ``screenshots``, which remake the addons' READMEs."""
 
 import os
 import signal
@@ -12,7 +13,7 @@ import urllib.request
 from . import debian, testing
 from .odoo_locator import find_odoo
 from .odoo_server import Odoo
-from .paths import SetupError
+from .paths import REPO, SetupError
 from .postgres import Cluster
 from .venv import ensure_venv
 
@@ -138,12 +139,36 @@ def cmd_test(args):
         odoo.cluster.stop()
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test}
+def in_venv(module):
+    """A command that becomes ``emboux_setup.<module>`` run by the venv's
+    python, for what imports packages only the venv has (docutils, Pillow).
+    The process is replaced, so that Ctrl-C reaches the module's clean-up."""
+
+    def command(args):
+        odoo_src = find_odoo()
+        python = str(ensure_venv(odoo_src))
+        # the venv cannot import odoo: tell the module where this found it
+        env = dict(os.environ, PYTHONPATH=str(REPO / "setup"), ODOO_SRC=str(odoo_src))
+        os.execve(python, [python, "-m", f"emboux_setup.{module}", *args], env)
+
+    return command
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "test": cmd_test,
+    # README.rst and index.html of each addon, from its readme/*.md
+    "readme": in_venv("readme"),
+    # the screenshots those show, taken from a demo database
+    "screenshots": in_venv("screenshots"),
+}
 
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:
-        print("usage: emboux_setup {run|test} [args...]", file=sys.stderr)
+        print(
+            f"usage: emboux_setup {{{'|'.join(COMMANDS)}}} [args...]", file=sys.stderr
+        )
         return 2
     try:
         return COMMANDS[argv[0]](argv[1:])
