@@ -11,10 +11,21 @@ Reads run in the portal user's own environment, so that the record rules of
 adds the tenant's scope as well. A change is made only on a record found that
 way (anything else answers 404), with ``sudo()`` (portal users have no write
 access) and through the models' own methods, so that their rules (quotas,
-names, uniqueness) decide; a refusal is shown as the rule's message. New
-passwords and tokens are shown once, in the response to the form that made
-them: never in a URL, the session or the database.
+names, uniqueness) decide; a refusal is shown as the rule's message.
+
+Every form posts, then is answered by a 303 to a page (post/redirect/get):
+a reload of that page repeats nothing. What the page shows once (the
+outcome, a refusal with what was typed, a new password or token) waits for
+it in the session, under a random id the URL carries (``_emboux_redirect``):
+never in a URL nor in the database, and taken out as soon as it is shown.
+A destructive action asks first, naming what it acts on: a GET of its URL is
+its confirmation page, which the portal script replaces by a dialog. Any
+other form's URL opened with a GET leads to the page of its form.
 """
+
+import functools
+import secrets
+import time
 
 from werkzeug.exceptions import HTTPException, NotFound
 
@@ -58,6 +69,41 @@ STORAGE_BANNER_MAX = 10
 # the value a customer types in its DNS zone for an expected record
 SPF_RECORD = "v=spf1 {} ~all"
 DMARC_RECORD = "v=DMARC1; p=none"
+# where the pages' one-time messages wait in the session, how many at most
+# (the oldest are dropped) and for how many seconds: a page never opened (a
+# tab closed at once) leaves no password behind for long
+FLASH_KEY = "emboux_portal_flash"
+FLASH_KEPT = 10
+FLASH_LIFETIME = 600
+
+
+def form_route(route, page):
+    """Route a portal form, which acts on a POST (with its CSRF token) only.
+
+    A GET of its URL (a bookmark, an address typed again, a page restored by
+    the browser) does nothing and is sent to the page holding the form:
+    ``page``, formatted with the route's arguments, instead of a bare 405.
+    """
+
+    def decorator(endpoint):
+        @functools.wraps(endpoint)
+        def handler(self, *args, **kwargs):
+            if request.httprequest.method != "POST":
+                note = request.env._(
+                    "This address takes this page's forms only: nothing was changed."
+                )
+                return self._emboux_redirect(page.format(**kwargs), note=note)
+            return endpoint(self, *args, **kwargs)
+
+        return http.route(
+            route,
+            type="http",
+            auth="user",
+            methods=["GET", "POST"],
+            website=True,
+        )(handler)
+
+    return decorator
 
 
 class EmbouxMailPortal(CustomerPortal):
@@ -143,6 +189,11 @@ class EmbouxMailPortal(CustomerPortal):
             raise NotFound()
         return domain
 
+    @staticmethod
+    def _emboux_domain_url(domain):
+        """The domain's page, where its forms lead back."""
+        return f"/my/email/domain/{domain.id}"
+
     def _emboux_child(self, model, record_id, domain):
         """The mailbox or alias ``record_id`` of ``domain``; 404 otherwise."""
         record = request.env[model].search(
@@ -162,33 +213,172 @@ class EmbouxMailPortal(CustomerPortal):
             raise NotFound()
         return key
 
+    # -- answers: one-time messages, redirects, confirmations -----------------
+    @staticmethod
+    def _emboux_redirect(url, **flash):
+        """Answer a form with a 303 to the page ``url``, which shows ``flash``
+        once: ``done``, ``note``, ``error`` (message, status), ``secret``
+        (title, value) and ``form`` (what was typed, never a password).
+
+        They wait in the session under a random id, the only thing the URL
+        carries; a reload of the page neither acts again nor shows them."""
+        now = time.time()
+        waiting = sorted(
+            (
+                (flash_id, kept)
+                for flash_id, kept in (request.session.get(FLASH_KEY) or {}).items()
+                if now - kept["at"] < FLASH_LIFETIME
+            ),
+            key=lambda item: item[1]["at"],
+        )[-(FLASH_KEPT - 1) :]
+        flash_id = secrets.token_urlsafe(16)
+        request.session[FLASH_KEY] = {**dict(waiting), flash_id: {**flash, "at": now}}
+        return request.redirect(f"{url}?flash={flash_id}")
+
+    @staticmethod
+    def _emboux_flash(flash_id):
+        """What the redirect to this page left to show (``_emboux_redirect``),
+        taken out of the session: shown once, never on a reload, nor after
+        waiting too long."""
+        flashes = dict(request.session.get(FLASH_KEY) or {})
+        flash = flashes.pop(flash_id, None) if flash_id else None
+        if flash is None:
+            return {}
+        request.session[FLASH_KEY] = flashes
+        return flash if time.time() - flash["at"] < FLASH_LIFETIME else {}
+
+    @staticmethod
+    def _emboux_render(template, values, flash=None):
+        """Render a page with what its redirect left to show once: a page
+        showing a refusal answers with the refusal's status, one showing a
+        secret is never stored by a cache."""
+        flash = flash or {}
+        error = flash.get("error")
+        values.update(
+            emboux_done=flash.get("done"),
+            emboux_note=flash.get("note"),
+            emboux_error=error and error[0],
+            emboux_secret=flash.get("secret"),
+            emboux_form=flash.get("form") or {},
+        )
+        response = request.render(template, values, status=error[1] if error else 200)
+        if flash.get("secret"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _emboux_ask(action, record):
+        """What the destructive ``action`` asks before it acts on ``record``,
+        naming it: on its confirmation page and in the portal script's
+        dialog (``data-emboux-*`` attributes)."""
+        env = request.env
+        match action:
+            case "mailbox_delete":
+                return {
+                    "ask": env._("Delete the mailbox %(email)s?", email=record.email),
+                    "detail": env._(
+                        "It will no longer receive mail and nobody will be able to "
+                        "log in to it. This cannot be undone."
+                    ),
+                    "confirm": env._("Delete the mailbox"),
+                }
+            case "mailbox_password":
+                return {
+                    "ask": env._(
+                        "Change the password of %(email)s?", email=record.email
+                    ),
+                    "detail": env._(
+                        "The current password stops working at once: every mail "
+                        "application using it needs the new one."
+                    ),
+                    "confirm": env._("Change password"),
+                }
+            case "alias_delete":
+                return {
+                    "ask": env._(
+                        "Delete the alias %(address)s?", address=record.source
+                    ),
+                    "detail": env._(
+                        "Mail sent to it will no longer be forwarded. This cannot "
+                        "be undone."
+                    ),
+                    "confirm": env._("Delete the alias"),
+                }
+            case "key_revoke":
+                return {
+                    "ask": env._("Revoke the API key %(name)s?", name=record.name),
+                    "detail": env._(
+                        "Applications using it lose access at once, and it cannot "
+                        "be used again."
+                    ),
+                    "confirm": env._("Revoke the key"),
+                }
+            case "webhook_rotate":
+                return {
+                    "ask": env._(
+                        "Make a new signing secret for %(url)s?", url=record.url
+                    ),
+                    "detail": env._(
+                        "It is shown once. Deliveries are signed with both secrets "
+                        "for 24 hours, then with the new one only: give it to your "
+                        "receiver in time."
+                    ),
+                    "confirm": env._("Make a new secret"),
+                }
+            case "webhook_delete":
+                return {
+                    "ask": env._("Delete the endpoint %(url)s?", url=record.url),
+                    "detail": env._(
+                        "It will hear no more events, and its deliveries are "
+                        "deleted with it. This cannot be undone."
+                    ),
+                    "confirm": env._("Delete the endpoint"),
+                }
+        raise ValueError(action)
+
+    def _emboux_confirm(self, action, record, back, domain=None):
+        """The confirmation page of a destructive action, at its own URL
+        (a GET of it), where its form posts; ``back`` is where it came from."""
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="emboux_confirm",
+            emboux_domain=domain,
+            emboux_question=self._emboux_ask(action, record),
+            emboux_action=request.httprequest.path,
+            emboux_back=back,
+        )
+        return self._emboux_render("emboux_mail.portal_email_confirm", values)
+
     # -- rules and errors -----------------------------------------------------
     @classmethod
-    def _emboux_attempt(cls, action):
+    def _emboux_attempt(cls, action, page):
         """Run ``action`` in a savepoint: ``(result, None)``, or ``(None,
         (message, status))`` when a rule refused it (its changes undone).
-        In connected mode the upstream refuses after commit: that answer is
-        a page saying so (``_emboux_refused``)."""
-        request.env["emboux.mail.sync.delivery"]._emboux_on_refusal(cls._emboux_refused)
+        In connected mode the upstream refuses after commit: the answer is
+        then a redirect to ``page`` saying so (``_emboux_refused``)."""
+        request.env["emboux.mail.sync.delivery"]._emboux_on_refusal(
+            functools.partial(cls._emboux_refused, page)
+        )
         try:
             with request.env.cr.savepoint():
                 return action(), None
         except (UserError, ValidationError) as error:
             return None, (error.args[0], getattr(error, "status", 400))
 
-    @staticmethod
-    def _emboux_refused(error):
-        """The page answering a change the upstream refused (to raise)."""
-        back = request.httprequest.path
-        if request.httprequest.method != "GET":
-            back = request.httprequest.referrer or "/my/email"
-        response = request.render(
-            "emboux_mail.portal_email_refused",
-            {"emboux_error": error.args[0], "emboux_back": back},
-            status=getattr(error, "status", 400),
+    @classmethod
+    def _emboux_refused(cls, page, error):
+        """The answer to a change the upstream refused (to raise): ``page``,
+        showing why."""
+        message = "\n".join(
+            [
+                error.args[0],
+                request.env._("Nothing was changed: your change was taken back."),
+            ]
         )
-        response.flatten()
-        return HTTPException(response=response)
+        status = getattr(error, "status", 400)
+        return HTTPException(
+            response=cls._emboux_redirect(page, error=(message, status))
+        )
 
     @staticmethod
     def _emboux_password_error(password, confirm):
@@ -219,16 +409,6 @@ class EmbouxMailPortal(CustomerPortal):
     def _emboux_password_min():
         return request.env["emboux.mail.mailbox"].sudo()._emboux_password_min_length()
 
-    @staticmethod
-    def _emboux_render(template, values, error=None, secret=None):
-        """Render a page with the refusal ``error`` (message, status) or the
-        ``secret`` shown once: such a page is never stored by a cache."""
-        values.update(emboux_error=error and error[0], emboux_secret=secret)
-        response = request.render(template, values, status=error[1] if error else 200)
-        if secret:
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
     # -- domains --------------------------------------------------------------
     @http.route(
         ["/my/email", "/my/email/page/<int:page>"],
@@ -237,10 +417,10 @@ class EmbouxMailPortal(CustomerPortal):
         methods=["GET"],
         website=True,
     )
-    def portal_my_email(self, page=1, **kw):
-        return self._emboux_render_domains(page)
+    def portal_my_email(self, page=1, flash=None, **kw):
+        return self._emboux_render_domains(page, self._emboux_flash(flash))
 
-    def _emboux_render_domains(self, page=1, error=None, form=None):
+    def _emboux_render_domains(self, page, flash):
         Domain = request.env["emboux.mail.domain"]
         domain_filter = self._emboux_scope()
         pager = portal_pager(
@@ -268,54 +448,52 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_domains=domains,
             emboux_limits=limits,
             emboux_dns_badges=DNS_STATE_BADGES,
-            emboux_done=None,
-            emboux_form=form or {},
             emboux_grace=self._emboux_running_grace(),
             emboux_tenant_used_mb=self._emboux_tenant().sudo().emboux_used_mb,
             **self._emboux_storage_values(),
         )
-        return self._emboux_render("emboux_mail.portal_my_email_domains", values, error)
+        return self._emboux_render("emboux_mail.portal_my_email_domains", values, flash)
 
-    @http.route(
-        "/my/email/domain/new",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
-    )
+    @form_route("/my/email/domain/new", page="/my/email")
     def portal_my_email_domain_create(self, **post):
         """Add a domain of the user's company: it starts unverified, and the
         domain's page shows the record that proves control of it."""
         name = (post.get("name") or "").strip()
+        form = {"name": name}
         tenant = self._emboux_tenant()
         if not tenant.emboux_partner_ref:
             error = request.env._(
                 "Your account has no mail hosting: it cannot have domains."
             )
-            return self._emboux_render_domains(error=(error, 403), form=post)
+            return self._emboux_redirect("/my/email", error=(error, 403), form=form)
         Domain = request.env["emboux.mail.domain"].sudo()
         domain, error = self._emboux_attempt(
-            lambda: Domain._emboux_create_for_customer(tenant, name)
+            lambda: Domain._emboux_create_for_customer(tenant, name), "/my/email"
         )
         if error:
-            return self._emboux_render_domains(error=error, form={"name": name})
-        return request.redirect(f"/my/email/domain/{domain.id}?done=domain_created")
+            return self._emboux_redirect("/my/email", error=error, form=form)
+        return self._emboux_redirect(
+            self._emboux_domain_url(domain),
+            done=request.env._(
+                "Domain added. Publish the TXT record below to verify it."
+            ),
+        )
 
-    @http.route(
+    @form_route(
         "/my/email/domain/<int:domain_id>/verify",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page="/my/email/domain/{domain_id}",
     )
     def portal_my_email_domain_verify(self, domain_id, **post):
         domain = self._emboux_domain(domain_id)
-        results, error = self._emboux_attempt(lambda: domain.sudo()._emboux_verify())
+        page = self._emboux_domain_url(domain)
+        results, error = self._emboux_attempt(
+            lambda: domain.sudo()._emboux_verify(), page
+        )
         if error:
-            return self._emboux_render_domain(domain, error=error)
+            return self._emboux_redirect(page, error=error)
         if domain.verified:
             done = request.env._("%(domain)s is verified.", domain=domain.name)
-            return self._emboux_render_domain(domain, done=done)
+            return self._emboux_redirect(page, done=done)
         record = results.get(domain.sudo())
         error = request.env._(
             "The TXT record was not found yet (%(status)s). DNS changes can take a "
@@ -324,7 +502,7 @@ class EmbouxMailPortal(CustomerPortal):
                 "verification_status", record.status if record else None
             ),
         )
-        return self._emboux_render_domain(domain, error=(error, 200))
+        return self._emboux_redirect(page, error=(error, 200))
 
     @http.route(
         "/my/email/domain/<int:domain_id>",
@@ -333,13 +511,11 @@ class EmbouxMailPortal(CustomerPortal):
         methods=["GET"],
         website=True,
     )
-    def portal_my_email_domain(self, domain_id, done=None, record=None, **kw):
+    def portal_my_email_domain(self, domain_id, flash=None, **kw):
         domain = self._emboux_domain(domain_id)
-        return self._emboux_render_domain(domain, done=self._emboux_done(done, record))
+        return self._emboux_render_domain(domain, self._emboux_flash(flash))
 
-    def _emboux_render_domain(
-        self, domain, error=None, secret=None, done=None, form=None
-    ):
+    def _emboux_render_domain(self, domain, flash):
         values = self._prepare_portal_layout_values()
         # the columns with the ids: mailboxes the storage banner read first
         # are no reason for another query; the usage is read in one, for all
@@ -361,22 +537,21 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_percent=min(100, round(100 * used / limit)) if limit else 0,
             emboux_dns_records=self._emboux_dns_rows(domain),
             emboux_sending=self._emboux_sending_usage(domain),
-            emboux_sending_fields=self._emboux_sending_fields(domain, form or {}),
+            emboux_sending_fields=self._emboux_sending_fields(
+                domain, flash.get("form") or {}
+            ),
             emboux_bounce_guard=self._emboux_bounce_guard(),
             emboux_dns_badges=DNS_STATE_BADGES,
             emboux_record_badges=RECORD_STATUS_BADGES,
             emboux_password_min=self._emboux_password_min(),
-            emboux_done=done,
-            emboux_form=form or {},
             emboux_warning_levels=WARNING_LEVELS,
             emboux_retention_ceiling=domain.partner_id.sudo()._emboux_plan_value(
                 "max_retention_days"
             ),
+            emboux_ask=self._emboux_ask,
             **self._emboux_storage_values(),
         )
-        return self._emboux_render(
-            "emboux_mail.portal_my_email_domain", values, error, secret
-        )
+        return self._emboux_render("emboux_mail.portal_my_email_domain", values, flash)
 
     def _emboux_dns_rows(self, domain):
         """The records to publish: those of the last check with their status,
@@ -507,51 +682,16 @@ class EmbouxMailPortal(CustomerPortal):
             int(params.get_param(*BOUNCE_MIN_VOLUME)),
         )
 
-    def _emboux_done(self, done, record_id):
-        """The message of a change that was just made (``?done=``)."""
-        env = request.env
-        record_id = int(record_id) if str(record_id or "").isdigit() else 0
-        scope = [("id", "=", record_id), *self._emboux_scope()]
-        if done in ("mailbox_created", "password_changed"):
-            mailbox = env["emboux.mail.mailbox"].search(scope)
-            if not mailbox:
-                return None
-            if done == "mailbox_created":
-                return env._("Mailbox %(email)s created.", email=mailbox.email)
-            return env._("The password of %(email)s was changed.", email=mailbox.email)
-        if done == "alias_created":
-            alias = env["emboux.mail.alias"].search(scope)
-            if not alias:
-                return None
-            return env._("Alias %(address)s created.", address=alias.source)
-        messages = {
-            "domain_created": env._(
-                "Domain added. Publish the TXT record below to verify it."
-            ),
-            "mailbox_deleted": env._("The mailbox was deleted."),
-            "alias_deleted": env._("The alias was deleted."),
-            "sending_changed": env._("The sending limits were changed."),
-            "retention_changed": env._("The time mail is kept was changed."),
-            "key_revoked": env._("The API key was revoked."),
-            "plan_kept": env._(
-                "You keep the plan you have paid for: the change you had "
-                "chosen is cancelled."
-            ),
-        }
-        return messages.get(done)
-
     # -- sending ----------------------------------------------------------------
-    @http.route(
+    @form_route(
         "/my/email/domain/<int:domain_id>/sending",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page="/my/email/domain/{domain_id}",
     )
     def portal_my_email_sending(self, domain_id, **post):
         """Change the domain's message limits; the plan's ceilings are the
         domain model's rule (``_emboux_set_outbound``)."""
         domain = self._emboux_domain(domain_id)
+        page = self._emboux_domain_url(domain)
         form = {name: post[name].strip() for name in OUTBOUND_CUSTOMER if name in post}
         values = {}
         for name, text in form.items():
@@ -561,30 +701,29 @@ class EmbouxMailPortal(CustomerPortal):
                     "%(field)s: type a whole number of messages.",
                     field=domain._fields[name]._description_string(request.env),
                 )
-                return self._emboux_render_domain(domain, error=(error, 422), form=form)
+                return self._emboux_redirect(page, error=(error, 422), form=form)
             # only what changed: a limit the operator set beyond the plan's
             # ceiling stays as it is when the customer changes the other one
             if value != domain[name]:
                 values[name] = value
         _dummy, error = self._emboux_attempt(
-            lambda: domain.sudo()._emboux_set_outbound(values, by="customer")
+            lambda: domain.sudo()._emboux_set_outbound(values, by="customer"), page
         )
         if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
-        return request.redirect(f"/my/email/domain/{domain.id}?done=sending_changed")
+            return self._emboux_redirect(page, error=error, form=form)
+        done = request.env._("The sending limits were changed.")
+        return self._emboux_redirect(page, done=done)
 
     # -- retention ------------------------------------------------------------
-    @http.route(
+    @form_route(
         "/my/email/domain/<int:domain_id>/retention",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page="/my/email/domain/{domain_id}",
     )
     def portal_my_email_retention(self, domain_id, **post):
         """Change how many days the domain keeps its mail; the plan's ceiling
         is the domain model's rule (``_emboux_set_retention``)."""
         domain = self._emboux_domain(domain_id)
+        page = self._emboux_domain_url(domain)
         text = (post.get("retention_days") or "").strip()
         form = {"retention_days": text}
         days = self._emboux_whole_number(text)
@@ -593,13 +732,14 @@ class EmbouxMailPortal(CustomerPortal):
                 error = request.env._("Keep mail: a number of days cannot be negative.")
             else:
                 error = request.env._("Keep mail: type a whole number of days.")
-            return self._emboux_render_domain(domain, error=(error, 422), form=form)
+            return self._emboux_redirect(page, error=(error, 422), form=form)
         _dummy, error = self._emboux_attempt(
-            lambda: domain.sudo()._emboux_set_retention(days, "customer")
+            lambda: domain.sudo()._emboux_set_retention(days, "customer"), page
         )
         if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
-        return request.redirect(f"/my/email/domain/{domain.id}?done=retention_changed")
+            return self._emboux_redirect(page, error=error, form=form)
+        done = request.env._("The time mail is kept was changed.")
+        return self._emboux_redirect(page, done=done)
 
     @staticmethod
     def _emboux_whole_number(text):
@@ -609,15 +749,13 @@ class EmbouxMailPortal(CustomerPortal):
         return int(text)
 
     # -- mailboxes ------------------------------------------------------------
-    @http.route(
+    @form_route(
         "/my/email/domain/<int:domain_id>/mailbox/new",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page="/my/email/domain/{domain_id}",
     )
     def portal_my_email_mailbox_create(self, domain_id, **post):
         domain = self._emboux_domain(domain_id)
+        page = self._emboux_domain_url(domain)
         local_part = (post.get("local_part") or "").strip()
         if local_part.lower().endswith("@" + domain.name):
             local_part = local_part[: -len(domain.name) - 1]
@@ -625,33 +763,21 @@ class EmbouxMailPortal(CustomerPortal):
         email = f"{local_part}@{domain.name}"
         password, generated, error = self._emboux_new_password(post)
         if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
+            return self._emboux_redirect(page, error=error, form=form)
         Mailbox = request.env["emboux.mail.mailbox"].sudo()
         mailbox, error = self._emboux_attempt(
             lambda: Mailbox.create(
                 {"email": email, "domain_id": domain.id, "password": password}
-            )
+            ),
+            page,
         )
         if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
-        if generated:
-            return self._emboux_render_domain(
-                domain,
-                secret=self._emboux_password_secret(mailbox, password),
-                done=request.env._("Mailbox %(email)s created.", email=mailbox.email),
-            )
-        return request.redirect(
-            f"/my/email/domain/{domain.id}?done=mailbox_created&record={mailbox.id}"
+            return self._emboux_redirect(page, error=error, form=form)
+        return self._emboux_redirect(
+            page,
+            done=request.env._("Mailbox %(email)s created.", email=mailbox.email),
+            secret=generated and self._emboux_password_secret(mailbox, password),
         )
-
-    def _emboux_mailbox_page(self, domain_id, mailbox_id, page):
-        """The domain and mailbox of a mailbox page, and the form to show
-        instead of acting (GET)."""
-        domain = self._emboux_domain(domain_id)
-        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
-        if request.httprequest.method != "POST":
-            return domain, mailbox, self._emboux_render_mailbox(page, domain, mailbox)
-        return domain, mailbox, None
 
     @http.route(
         "/my/email/domain/<int:domain_id>/mailbox/<int:mailbox_id>/password",
@@ -660,30 +786,44 @@ class EmbouxMailPortal(CustomerPortal):
         methods=["GET", "POST"],
         website=True,
     )
-    def portal_my_email_mailbox_password(self, domain_id, mailbox_id, **post):
-        domain, mailbox, response = self._emboux_mailbox_page(
-            domain_id, mailbox_id, "password"
-        )
-        if response:
-            return response
+    def portal_my_email_mailbox_password(
+        self, domain_id, mailbox_id, flash=None, **post
+    ):
+        """The form of a new password (GET), and the change (POST)."""
+        domain = self._emboux_domain(domain_id)
+        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
+        if request.httprequest.method != "POST":
+            return self._emboux_render_password(
+                domain, mailbox, self._emboux_flash(flash)
+            )
+        form_page = request.httprequest.path
         password, generated, error = self._emboux_new_password(post)
         if error:
-            return self._emboux_render_mailbox("password", domain, mailbox, error)
+            return self._emboux_redirect(form_page, error=error)
         _dummy, error = self._emboux_attempt(
-            lambda: mailbox.sudo().write({"password": password})
+            lambda: mailbox.sudo().write({"password": password}), form_page
         )
         if error:
-            return self._emboux_render_mailbox("password", domain, mailbox, error)
-        if generated:
-            return self._emboux_render_domain(
-                domain,
-                secret=self._emboux_password_secret(mailbox, password),
-                done=request.env._(
-                    "The password of %(email)s was changed.", email=mailbox.email
-                ),
-            )
-        return request.redirect(
-            f"/my/email/domain/{domain.id}?done=password_changed&record={mailbox.id}"
+            return self._emboux_redirect(form_page, error=error)
+        return self._emboux_redirect(
+            self._emboux_domain_url(domain),
+            done=request.env._(
+                "The password of %(email)s was changed.", email=mailbox.email
+            ),
+            secret=generated and self._emboux_password_secret(mailbox, password),
+        )
+
+    def _emboux_render_password(self, domain, mailbox, flash):
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="emboux_mailbox_password",
+            emboux_domain=domain,
+            emboux_mailbox=mailbox,
+            emboux_password_min=self._emboux_password_min(),
+            emboux_ask=self._emboux_ask,
+        )
+        return self._emboux_render(
+            "emboux_mail.portal_my_email_mailbox_password", values, flash
         )
 
     @http.route(
@@ -694,37 +834,26 @@ class EmbouxMailPortal(CustomerPortal):
         website=True,
     )
     def portal_my_email_mailbox_delete(self, domain_id, mailbox_id, **post):
-        domain, mailbox, response = self._emboux_mailbox_page(
-            domain_id, mailbox_id, "delete"
-        )
-        if response:
-            return response
-        _dummy, error = self._emboux_attempt(lambda: mailbox.sudo().unlink())
+        domain = self._emboux_domain(domain_id)
+        mailbox = self._emboux_child("emboux.mail.mailbox", mailbox_id, domain)
+        page = self._emboux_domain_url(domain)
+        if request.httprequest.method != "POST":
+            return self._emboux_confirm("mailbox_delete", mailbox, page, domain)
+        email = mailbox.email
+        _dummy, error = self._emboux_attempt(lambda: mailbox.sudo().unlink(), page)
         if error:
-            return self._emboux_render_mailbox("delete", domain, mailbox, error)
-        return request.redirect(f"/my/email/domain/{domain.id}?done=mailbox_deleted")
-
-    def _emboux_render_mailbox(self, action, domain, mailbox, error=None):
-        values = self._prepare_portal_layout_values()
-        values.update(
-            page_name=f"emboux_mailbox_{action}",
-            emboux_domain=domain,
-            emboux_mailbox=mailbox,
-            emboux_password_min=self._emboux_password_min(),
-        )
-        template = f"emboux_mail.portal_my_email_mailbox_{action}"
-        return self._emboux_render(template, values, error)
+            return self._emboux_redirect(page, error=error)
+        done = request.env._("Mailbox %(email)s deleted.", email=email)
+        return self._emboux_redirect(page, done=done)
 
     # -- aliases --------------------------------------------------------------
-    @http.route(
+    @form_route(
         "/my/email/domain/<int:domain_id>/alias/new",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page="/my/email/domain/{domain_id}",
     )
     def portal_my_email_alias_create(self, domain_id, **post):
         domain = self._emboux_domain(domain_id)
+        page = self._emboux_domain_url(domain)
         catch_all = bool(post.get("catch_all"))
         local_part = "" if catch_all else (post.get("alias_local_part") or "").strip()
         if local_part.lower().endswith("@" + domain.name):
@@ -736,14 +865,11 @@ class EmbouxMailPortal(CustomerPortal):
             "destination": destination,
         }
         if not catch_all and not local_part:
-            error = (
-                request.env._(
-                    "Type the address of the alias, or tick Catch-all to receive "
-                    "the mail of every address of the domain."
-                ),
-                422,
+            error = request.env._(
+                "Type the address of the alias, or tick Catch-all to receive "
+                "the mail of every address of the domain."
             )
-            return self._emboux_render_domain(domain, error=error, form=form)
+            return self._emboux_redirect(page, error=(error, 422), form=form)
         Alias = request.env["emboux.mail.alias"].sudo()
         alias, error = self._emboux_attempt(
             lambda: Alias.create(
@@ -752,28 +878,33 @@ class EmbouxMailPortal(CustomerPortal):
                     "destination": destination,
                     "domain_id": domain.id,
                 }
-            )
+            ),
+            page,
         )
         if error:
-            return self._emboux_render_domain(domain, error=error, form=form)
-        return request.redirect(
-            f"/my/email/domain/{domain.id}?done=alias_created&record={alias.id}"
-        )
+            return self._emboux_redirect(page, error=error, form=form)
+        done = request.env._("Alias %(address)s created.", address=alias.source)
+        return self._emboux_redirect(page, done=done)
 
     @http.route(
         "/my/email/domain/<int:domain_id>/alias/<int:alias_id>/delete",
         type="http",
         auth="user",
-        methods=["POST"],
+        methods=["GET", "POST"],
         website=True,
     )
     def portal_my_email_alias_delete(self, domain_id, alias_id, **post):
         domain = self._emboux_domain(domain_id)
         alias = self._emboux_child("emboux.mail.alias", alias_id, domain)
-        _dummy, error = self._emboux_attempt(lambda: alias.sudo().unlink())
+        page = self._emboux_domain_url(domain)
+        if request.httprequest.method != "POST":
+            return self._emboux_confirm("alias_delete", alias, page, domain)
+        source = alias.source
+        _dummy, error = self._emboux_attempt(lambda: alias.sudo().unlink(), page)
         if error:
-            return self._emboux_render_domain(domain, error=error)
-        return request.redirect(f"/my/email/domain/{domain.id}?done=alias_deleted")
+            return self._emboux_redirect(page, error=error)
+        done = request.env._("Alias %(address)s deleted.", address=source)
+        return self._emboux_redirect(page, done=done)
 
     # -- audit trail ----------------------------------------------------------
     @http.route(
@@ -812,10 +943,7 @@ class EmbouxMailPortal(CustomerPortal):
     @http.route(
         "/my/email/keys", type="http", auth="user", methods=["GET"], website=True
     )
-    def portal_my_email_keys(self, done=None, **kw):
-        return self._emboux_render_keys(done=self._emboux_done(done, None))
-
-    def _emboux_render_keys(self, error=None, secret=None, done=None, form=None):
+    def portal_my_email_keys(self, flash=None, **kw):
         keys = (
             request.env["emboux.mail.api.key"]
             .with_context(active_test=False)
@@ -827,48 +955,43 @@ class EmbouxMailPortal(CustomerPortal):
             emboux_keys=keys,
             emboux_tenant=self._emboux_tenant(),
             emboux_key_badges=KEY_STATE_BADGES,
-            emboux_done=done,
-            emboux_form=form or {},
+            emboux_ask=self._emboux_ask,
         )
         return self._emboux_render(
-            "emboux_mail.portal_my_email_keys", values, error, secret
+            "emboux_mail.portal_my_email_keys", values, self._emboux_flash(flash)
         )
 
-    @http.route(
-        "/my/email/keys/new",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
-    )
+    @form_route("/my/email/keys/new", page="/my/email/keys")
     def portal_my_email_key_create(self, **post):
         env = request.env
+        page = "/my/email/keys"
         tenant = self._emboux_tenant()
         name = (post.get("name") or "").strip()
         form = {"name": name}
         if not tenant.emboux_partner_ref:
             error = env._("Your account has no mail hosting: it cannot have API keys.")
-            return self._emboux_render_keys(error=(error, 403), form=form)
+            return self._emboux_redirect(page, error=(error, 403), form=form)
         if not name or len(name) > NAME_MAX_LENGTH:
             error = env._(
                 "Name the key (at most %(length)s characters), for instance after "
                 "the application that will use it.",
                 length=NAME_MAX_LENGTH,
             )
-            return self._emboux_render_keys(error=(error, 422), form=form)
+            return self._emboux_redirect(page, error=(error, 422), form=form)
         vals = {"name": name, "partner_id": tenant.id}
         vals.update(self._emboux_key_quotas(tenant))
         Key = env["emboux.mail.api.key"].sudo()
-        result, error = self._emboux_attempt(lambda: Key._emboux_generate(vals))
+        result, error = self._emboux_attempt(lambda: Key._emboux_generate(vals), page)
         if error:
-            return self._emboux_render_keys(error=error, form=form)
+            return self._emboux_redirect(page, error=error, form=form)
         key, token = result
-        return self._emboux_render_keys(
+        return self._emboux_redirect(
+            page,
+            done=env._("API key %(name)s created.", name=key.name),
             secret={
                 "title": env._("The token of the API key %(name)s", name=key.name),
                 "value": token,
             },
-            done=env._("API key %(name)s created.", name=key.name),
         )
 
     @staticmethod
@@ -885,12 +1008,16 @@ class EmbouxMailPortal(CustomerPortal):
         "/my/email/keys/<int:key_id>/revoke",
         type="http",
         auth="user",
-        methods=["POST"],
+        methods=["GET", "POST"],
         website=True,
     )
     def portal_my_email_key_revoke(self, key_id, **post):
         key = self._emboux_key(key_id)
-        _dummy, error = self._emboux_attempt(lambda: key.sudo().action_revoke())
+        page = "/my/email/keys"
+        if request.httprequest.method != "POST":
+            return self._emboux_confirm("key_revoke", key, page)
+        _dummy, error = self._emboux_attempt(lambda: key.sudo().action_revoke(), page)
         if error:
-            return self._emboux_render_keys(error=error)
-        return request.redirect("/my/email/keys?done=key_revoked")
+            return self._emboux_redirect(page, error=error)
+        done = request.env._("API key %(name)s revoked.", name=key.name)
+        return self._emboux_redirect(page, done=done)

@@ -6,7 +6,9 @@ opens it, to be paid with the payment providers of the Invoicing portal."""
 from odoo import http
 from odoo.http import request
 
-from .portal import EmbouxMailPortal
+from .portal import EmbouxMailPortal, form_route
+
+PLAN_PAGE = "/my/email/plan"
 
 
 class EmbouxMailBillingPortal(EmbouxMailPortal):
@@ -43,10 +45,7 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
     @http.route(
         "/my/email/plan", type="http", auth="user", methods=["GET"], website=True
     )
-    def portal_my_email_plan(self, done=None, **kw):
-        return self._emboux_render_plan(done=self._emboux_done(done, None))
-
-    def _emboux_render_plan(self, error=None, done=None):
+    def portal_my_email_plan(self, flash=None, **kw):
         tenant = self._emboux_tenant().sudo()
         subscription = tenant.emboux_subscription_id
         plans = (
@@ -71,24 +70,19 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
             emboux_invoices=subscription.invoice_ids.filtered(
                 lambda m: m.state == "posted"
             ).sorted("id", reverse=True),
-            emboux_done=done,
         )
-        return self._emboux_render("emboux_mail.portal_my_email_plan", values, error)
+        return self._emboux_render(
+            "emboux_mail.portal_my_email_plan", values, self._emboux_flash(flash)
+        )
 
-    @http.route(
-        "/my/email/plan/choose",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
-    )
+    @form_route("/my/email/plan/choose", page=PLAN_PAGE)
     def portal_my_email_plan_choose(self, plan_id=None, **post):
         """Issue the invoice of the chosen plan and open it to be paid."""
         tenant = self._emboux_tenant()
         env = request.env
         if not tenant.emboux_partner_ref:
             error = env._("Your account has no mail hosting: it has no plan.")
-            return self._emboux_render_plan(error=(error, 403))
+            return self._emboux_redirect(PLAN_PAGE, error=(error, 403))
         plan = (
             env["emboux.mail.plan"]
             .sudo()
@@ -101,9 +95,8 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
             )
         )
         if not plan:
-            return self._emboux_render_plan(
-                error=(env._("This plan is not on sale."), 404)
-            )
+            error = env._("This plan is not on sale.")
+            return self._emboux_redirect(PLAN_PAGE, error=(error, 404))
         subscription = self._emboux_subscription()
         Subscription = env["emboux.mail.subscription"].sudo()
 
@@ -119,9 +112,13 @@ class EmbouxMailBillingPortal(EmbouxMailPortal):
                 )
             return subscription._emboux_choose_plan(plan)
 
-        invoice, error = self._emboux_attempt(choose)
+        invoice, error = self._emboux_attempt(choose, PLAN_PAGE)
         if error:
-            return self._emboux_render_plan(error=error)
+            return self._emboux_redirect(PLAN_PAGE, error=error)
         if not invoice:  # back to the plan paid for: nothing to pay
-            return request.redirect("/my/email/plan?done=plan_kept")
+            done = env._(
+                "You keep the plan you have paid for: the change you had "
+                "chosen is cancelled."
+            )
+            return self._emboux_redirect(PLAN_PAGE, done=done)
         return request.redirect(invoice.get_portal_url())

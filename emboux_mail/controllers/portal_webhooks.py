@@ -3,8 +3,8 @@
 Portal users have no access to the webhook models: the tenant's endpoints,
 their deliveries and attempts are read and changed with ``sudo()``, always
 found within the tenant's scope (any other id answers 404), by whoever may
-read the tenant's domains. A signing secret is shown once, in the response
-to the form that made it (creation or rotation), as an API key's token is.
+read the tenant's domains. A signing secret is shown once, on the page the
+form that made it (creation or rotation) leads to, as an API key's token is.
 """
 
 from werkzeug.exceptions import NotFound
@@ -12,12 +12,13 @@ from werkzeug.exceptions import NotFound
 from odoo import Command, http
 from odoo.http import request
 
-from .portal import EmbouxMailPortal
+from .portal import EmbouxMailPortal, form_route
 
 # the attempts an endpoint's page lists (newest first), and how much of each
 # receiver's answer it shows
 ATTEMPTS_SHOWN = 50
 ANSWER_SHOWN = 120
+WEBHOOKS_PAGE = "/my/email/webhooks"
 
 
 class EmbouxMailWebhookPortal(EmbouxMailPortal):
@@ -53,52 +54,21 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
         title = request.env._("The signing secret of %(url)s", url=webhook.url)
         return {"title": title, "value": secret}
 
-    @staticmethod
-    def _emboux_webhook_done(done, webhook=None):
-        """The message of a change that was just made (``?done=``)."""
-        env = request.env
-        messages = {
-            "webhook_deleted": env._("The endpoint was deleted."),
-            "webhook_enabled": env._(
-                "The endpoint was enabled: it hears events again."
-            ),
-            "webhook_disabled": env._(
-                "The endpoint was disabled: it hears no event until it is enabled."
-            ),
-            "delivery_resent": env._("The event will be sent again shortly.")
-            if webhook and webhook.active
-            else env._("The event will be sent again once the endpoint is enabled."),
-        }
-        return messages.get(done)
-
     # -- endpoints ------------------------------------------------------------
-    @http.route(
-        "/my/email/webhooks", type="http", auth="user", methods=["GET"], website=True
-    )
-    def portal_my_email_webhooks(self, done=None, **kw):
-        return self._emboux_render_webhooks(done=self._emboux_webhook_done(done))
-
-    def _emboux_render_webhooks(self, error=None, secret=None, done=None, form=None):
+    @http.route(WEBHOOKS_PAGE, type="http", auth="user", methods=["GET"], website=True)
+    def portal_my_email_webhooks(self, flash=None, **kw):
         values = self._prepare_portal_layout_values()
         values.update(
             page_name="emboux_webhooks",
             emboux_webhooks=self._emboux_webhooks().search(self._emboux_scope()),
             emboux_topics=request.env["emboux.mail.webhook.topic"].sudo().search([]),
             emboux_tenant=self._emboux_tenant(),
-            emboux_done=done,
-            emboux_form=form or {},
         )
         return self._emboux_render(
-            "emboux_mail.portal_my_email_webhooks", values, error, secret
+            "emboux_mail.portal_my_email_webhooks", values, self._emboux_flash(flash)
         )
 
-    @http.route(
-        "/my/email/webhooks/new",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
-    )
+    @form_route("/my/email/webhooks/new", page=WEBHOOKS_PAGE)
     def portal_my_email_webhook_create(self, **post):
         """A new endpoint of the tenant; the model refuses a URL that is not
         public (the SSRF guard), and its message is shown."""
@@ -110,13 +80,13 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
         form = {"url": url, "topic_ids": topics.ids}
         if not tenant.emboux_partner_ref:
             error = env._("Your account has no mail hosting: it cannot have webhooks.")
-            return self._emboux_render_webhooks(error=(error, 403), form=form)
+            return self._emboux_redirect(WEBHOOKS_PAGE, error=(error, 403), form=form)
         if not url:
             error = env._("Type the URL your receiver listens on.")
-            return self._emboux_render_webhooks(error=(error, 422), form=form)
+            return self._emboux_redirect(WEBHOOKS_PAGE, error=(error, 422), form=form)
         if not topics:
             error = env._("Tick the events the endpoint hears: one at least.")
-            return self._emboux_render_webhooks(error=(error, 422), form=form)
+            return self._emboux_redirect(WEBHOOKS_PAGE, error=(error, 422), form=form)
         webhook, error = self._emboux_attempt(
             lambda: Webhook.create(
                 {
@@ -125,13 +95,15 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
                     "topic_ids": [Command.set(topics.ids)],
                     "secret_shown": True,
                 }
-            )
+            ),
+            WEBHOOKS_PAGE,
         )
         if error:
-            return self._emboux_render_webhooks(error=error, form=form)
-        return self._emboux_render_webhooks(
-            secret=self._emboux_webhook_secret(webhook, webhook.secret),
+            return self._emboux_redirect(WEBHOOKS_PAGE, error=error, form=form)
+        return self._emboux_redirect(
+            WEBHOOKS_PAGE,
             done=env._("Endpoint %(url)s created.", url=webhook.url),
+            secret=self._emboux_webhook_secret(webhook, webhook.secret),
         )
 
     @http.route(
@@ -141,13 +113,8 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
         methods=["GET"],
         website=True,
     )
-    def portal_my_email_webhook(self, webhook_id, done=None, **kw):
+    def portal_my_email_webhook(self, webhook_id, flash=None, **kw):
         webhook = self._emboux_webhook(webhook_id)
-        return self._emboux_render_webhook(
-            webhook, done=self._emboux_webhook_done(done, webhook)
-        )
-
-    def _emboux_render_webhook(self, webhook, error=None, secret=None, done=None):
         attempts = (
             request.env["emboux.mail.webhook.attempt"]
             .sudo()
@@ -166,94 +133,105 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
             emboux_resendable=set(latest.values()),
             emboux_overlap=len(webhook._emboux_signing_secrets()) > 1,
             emboux_answer_shown=ANSWER_SHOWN,
-            emboux_done=done,
+            emboux_ask=self._emboux_ask,
         )
         return self._emboux_render(
-            "emboux_mail.portal_my_email_webhook", values, error, secret
+            "emboux_mail.portal_my_email_webhook", values, self._emboux_flash(flash)
         )
+
+    @staticmethod
+    def _emboux_webhook_url(webhook):
+        """The endpoint's page, where its forms lead back."""
+        return f"{WEBHOOKS_PAGE}/{webhook.id}"
 
     @http.route(
         "/my/email/webhooks/<int:webhook_id>/rotate",
         type="http",
         auth="user",
-        methods=["POST"],
+        methods=["GET", "POST"],
         website=True,
     )
     def portal_my_email_webhook_rotate(self, webhook_id, **post):
         """A new signing secret, shown once; the previous one keeps signing
         for a day, so that the receiver can be changed without a miss."""
         webhook = self._emboux_webhook(webhook_id)
+        page = self._emboux_webhook_url(webhook)
+        if request.httprequest.method != "POST":
+            return self._emboux_confirm("webhook_rotate", webhook, page)
 
         def rotate():
             webhook.secret_shown = True
             return webhook._emboux_rotate_secret()
 
-        secret, error = self._emboux_attempt(rotate)
+        secret, error = self._emboux_attempt(rotate, page)
         if error:
-            return self._emboux_render_webhook(webhook, error=error)
-        return self._emboux_render_webhook(
-            webhook,
-            secret=self._emboux_webhook_secret(webhook, secret),
+            return self._emboux_redirect(page, error=error)
+        return self._emboux_redirect(
+            page,
             done=request.env._(
                 "A new signing secret was made: deliveries are signed with both "
                 "secrets for 24 hours, then with the new one only."
             ),
+            secret=self._emboux_webhook_secret(webhook, secret),
         )
 
-    @http.route(
+    @form_route(
         "/my/email/webhooks/<int:webhook_id>/enable",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page=WEBHOOKS_PAGE + "/{webhook_id}",
     )
     def portal_my_email_webhook_enable(self, webhook_id, **post):
         webhook = self._emboux_webhook(webhook_id)
-        _dummy, error = self._emboux_attempt(webhook.action_enable)
+        page = self._emboux_webhook_url(webhook)
+        _dummy, error = self._emboux_attempt(webhook.action_enable, page)
         if error:
-            return self._emboux_render_webhook(webhook, error=error)
-        return request.redirect(f"/my/email/webhooks/{webhook.id}?done=webhook_enabled")
+            return self._emboux_redirect(page, error=error)
+        done = request.env._("The endpoint was enabled: it hears events again.")
+        return self._emboux_redirect(page, done=done)
 
-    @http.route(
+    @form_route(
         "/my/email/webhooks/<int:webhook_id>/disable",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page=WEBHOOKS_PAGE + "/{webhook_id}",
     )
     def portal_my_email_webhook_disable(self, webhook_id, **post):
         webhook = self._emboux_webhook(webhook_id)
-        _dummy, error = self._emboux_attempt(lambda: webhook.write({"active": False}))
-        if error:
-            return self._emboux_render_webhook(webhook, error=error)
-        return request.redirect(
-            f"/my/email/webhooks/{webhook.id}?done=webhook_disabled"
+        page = self._emboux_webhook_url(webhook)
+        _dummy, error = self._emboux_attempt(
+            lambda: webhook.write({"active": False}), page
         )
+        if error:
+            return self._emboux_redirect(page, error=error)
+        done = request.env._(
+            "The endpoint was disabled: it hears no event until it is enabled."
+        )
+        return self._emboux_redirect(page, done=done)
 
     @http.route(
         "/my/email/webhooks/<int:webhook_id>/delete",
         type="http",
         auth="user",
-        methods=["POST"],
+        methods=["GET", "POST"],
         website=True,
     )
     def portal_my_email_webhook_delete(self, webhook_id, **post):
         webhook = self._emboux_webhook(webhook_id)
-        _dummy, error = self._emboux_attempt(webhook.unlink)
+        if request.httprequest.method != "POST":
+            page = self._emboux_webhook_url(webhook)
+            return self._emboux_confirm("webhook_delete", webhook, page)
+        url = webhook.url
+        _dummy, error = self._emboux_attempt(webhook.unlink, WEBHOOKS_PAGE)
         if error:
-            return self._emboux_render_webhook(webhook, error=error)
-        return request.redirect("/my/email/webhooks?done=webhook_deleted")
+            return self._emboux_redirect(self._emboux_webhook_url(webhook), error=error)
+        done = request.env._("Endpoint %(url)s deleted.", url=url)
+        return self._emboux_redirect(WEBHOOKS_PAGE, done=done)
 
-    @http.route(
+    @form_route(
         "/my/email/webhooks/<int:webhook_id>/delivery/<int:delivery_id>/resend",
-        type="http",
-        auth="user",
-        methods=["POST"],
-        website=True,
+        page=WEBHOOKS_PAGE + "/{webhook_id}",
     )
     def portal_my_email_webhook_resend(self, webhook_id, delivery_id, **post):
         """Send a failed delivery again, with the same event id."""
         webhook = self._emboux_webhook(webhook_id)
+        page = self._emboux_webhook_url(webhook)
         delivery = (
             request.env["emboux.mail.webhook.delivery"]
             .sudo()
@@ -263,8 +241,14 @@ class EmbouxMailWebhookPortal(EmbouxMailPortal):
             raise NotFound()
         if delivery.state != "failed":
             error = request.env._("Only a failed delivery is sent again.")
-            return self._emboux_render_webhook(webhook, error=(error, 409))
-        _dummy, error = self._emboux_attempt(delivery.action_resend)
+            return self._emboux_redirect(page, error=(error, 409))
+        _dummy, error = self._emboux_attempt(delivery.action_resend, page)
         if error:
-            return self._emboux_render_webhook(webhook, error=error)
-        return request.redirect(f"/my/email/webhooks/{webhook.id}?done=delivery_resent")
+            return self._emboux_redirect(page, error=error)
+        if webhook.active:
+            done = request.env._("The event will be sent again shortly.")
+        else:
+            done = request.env._(
+                "The event will be sent again once the endpoint is enabled."
+            )
+        return self._emboux_redirect(page, done=done)

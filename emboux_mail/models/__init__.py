@@ -30,3 +30,4 @@ from . import emboux_mail_webhook
 from . import emboux_mail_webhook_event
 from . import emboux_mail_webhook_delivery
 from . import emboux_mail_webhook_attempt
+from . import ir_http

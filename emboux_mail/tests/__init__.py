@@ -19,3 +19,4 @@ from . import test_storage_portal
 from . import test_webhook
 from . import test_webhook_portal
 from . import test_audit
+from . import test_customer_day_tour

@@ -77,9 +77,13 @@ class TestBillingPortal(EmbouxPortalCase):
         # an unknown or unsold plan is refused, with nothing invoiced
         for plan_id in ("0", "abc", str(self.plan.id)):
             answer = self.post("/my/email/plan/choose", {"plan_id": plan_id})
-            self.assertEqual(answer.status_code, 404)
-            self.assertIn("This plan is not on sale.", answer.text)
+            self.assertEqual(answer.headers["Location"].split("?")[0], "/my/email/plan")
+            self.assertError(answer, 404, "This plan is not on sale.")
         self.assertFalse(self.globex.emboux_subscription_id)
+        # the form's address opened with a GET leads to the plan
+        page = self.follow(self.get("/my/email/plan/choose"))
+        self.assertEqual(page.status_code, 200)
+        self.assertEqual(len(self.texts(page, "o_emboux_note")), 1)
         self.authenticate(None, None)
         anonymous = self.get("/my/email/plan")
         self.assertIn("/web/login", anonymous.headers.get("Location", ""))
@@ -91,3 +95,20 @@ class TestBillingPortal(EmbouxPortalCase):
         self.assertIn("four.acme.test", alert[0])
         self.assertIn("three.acme.test", alert[0])
         self.assertNotIn("two.acme.test", alert[0])
+
+    def test_choosing_a_plan_leads_to_a_page(self):
+        self.login(self.acme_user)
+        choose = "/my/email/plan/choose"
+        page = self.assertError(
+            self.post(choose, {"plan_id": str(self.starter.id)}),
+            400,
+            "Starter is already the plan.",
+        )
+        self.assertEqual(self.texts(page, "o_emboux_plan_name"), ["Starter"])
+        answer = self.post(choose, {"plan_id": str(self.business.id)})
+        self.assertEqual(answer.status_code, 303)
+        upgrade = self.subscription.invoice_ids.filtered(
+            lambda m: m.emboux_kind == "upgrade"
+        )
+        self.assertEqual(upgrade.emboux_plan_id, self.business)
+        self.assertEqual(answer.headers["Location"], upgrade.get_portal_url())

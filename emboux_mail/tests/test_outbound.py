@@ -563,13 +563,13 @@ class TestOutboundPortal(EmbouxPortalCase):
     def test_limit_above_the_ceiling_is_refused(self):
         self.login(self.acme_user)
         response = self.post(self.sending_url(), self.limits("401", "2000"))
-        self.assertError(
+        page = self.assertError(
             response, 403, "Messages per Day: 401 is not allowed", "1 to 400"
         )
         self.assertLimits(100, 1000)
         # what was typed is shown again, to correct it
         self.assertEqual(
-            self.form_values(response),
+            self.form_values(page),
             {"outbound_daily_limit": "401", "outbound_monthly_limit": "2000"},
         )
         self.assertError(
@@ -610,5 +610,7 @@ class TestOutboundPortal(EmbouxPortalCase):
         with self.assertLogs("odoo.http", "WARNING"):
             response = self.post(self.sending_url(), self.limits("1", "1"), csrf=False)
         self.assertEqual(response.status_code, 400)
-        self.assertEqual(self.get(self.sending_url()).status_code, 405)
+        response = self.get(self.sending_url())
+        self.assertEqual(response.status_code, 303)
+        self.assertEqual(response.headers["Location"].split("?")[0], self.domain_url())
         self.assertLimits(100, 1000)

@@ -2,13 +2,18 @@
 as another tenant's portal user and as an anonymous visitor, and a tour."""
 
 import logging
+import time
+from types import SimpleNamespace
+from unittest.mock import patch
 
 from lxml import html
 
-from odoo import Command
+from odoo import Command, http
 from odoo.http import Request
 from odoo.tests import HttpCase, tagged
 
+from ..controllers import portal
+from ..controllers.portal import FLASH_KEPT, FLASH_KEY, FLASH_LIFETIME
 from .common import EmbouxHostingSetup
 
 _logger = logging.getLogger(__name__)
@@ -96,6 +101,11 @@ class EmbouxPortalCase(EmbouxHostingSetup, HttpCase):
         self.assertEqual(response.status_code, 303, response.text[:2000])
         return self.url_open(response.headers["Location"], allow_redirects=False)
 
+    def flashes(self):
+        """The one-time messages waiting in the session for their page."""
+        session = http.root.session_store.get(self.session.sid)
+        return session.get(FLASH_KEY) or {}
+
     @staticmethod
     def texts(response, css_class):
         tree = html.fromstring(response.text)
@@ -111,14 +121,17 @@ class EmbouxPortalCase(EmbouxHostingSetup, HttpCase):
         return values[0]
 
     def assertError(self, response, status, *fragments):
-        """The page answers ``status`` and shows a message holding each of
-        ``fragments``, never a traceback."""
-        self.assertEqual(response.status_code, status, response.text[:2000])
-        errors = self.texts(response, "o_emboux_error")
-        self.assertEqual(len(errors), 1, response.text[:2000])
+        """The form's answer leads to its page, which answers ``status`` and
+        shows a message holding each of ``fragments``, never a traceback.
+        Returns that page."""
+        page = self.follow(response)
+        self.assertEqual(page.status_code, status, page.text[:2000])
+        errors = self.texts(page, "o_emboux_error")
+        self.assertEqual(len(errors), 1, page.text[:2000])
         for fragment in fragments:
             self.assertIn(fragment, errors[0])
-        self.assertNotIn("Traceback", response.text)
+        self.assertNotIn("Traceback", page.text)
+        return page
 
     def domain_url(self, domain=None, tail=""):
         return f"/my/email/domain/{(domain or self.domain).id}{tail}"
@@ -209,10 +222,26 @@ class TestPortal(EmbouxPortalCase):
         # forms carry the CSRF token
         tree = html.fromstring(page.text)
         forms = tree.xpath("//form[@method='post']")
-        # new mailbox, delete alias, new alias, limits, retention
-        self.assertEqual(len(forms), 5)
+        # new mailbox, new alias, limits, retention
+        self.assertEqual(len(forms), 4)
         for form in forms:
             self.assertTrue(form.xpath(".//input[@name='csrf_token']/@value"))
+        # deletes lead to their confirmation, and ask first, naming the object
+        asks = {
+            link.get("href"): link.get("data-emboux-ask")
+            for link in tree.xpath("//a[@data-emboux-ask]")
+        }
+        self.assertEqual(
+            asks,
+            {
+                self.domain_url(
+                    tail=f"/mailbox/{self.mailbox.id}/delete"
+                ): "Delete the mailbox info@acme.test?",
+                self.domain_url(
+                    tail=f"/alias/{self.alias.id}/delete"
+                ): "Delete the alias contact@acme.test?",
+            },
+        )
 
     def test_domain_page_shows_last_dns_check(self):
         self.env["emboux.mail.dns.record"].create(
@@ -282,15 +311,31 @@ class TestPortal(EmbouxPortalCase):
             self.domain_url(tail="/mailbox/new"),
             {"local_part": "office@acme.test", "generate": "1"},
         )
-        self.assertEqual(response.status_code, 200)
-        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
-        secret = self.secret_of(response)
+        location = response.headers["Location"]
+        self.assertTrue(location.startswith(self.domain_url() + "?flash="), location)
+        # until its page is opened, the password waits in the session only
+        [waiting] = self.flashes().values()
+        secret = waiting["secret"]["value"]
+        self.assertNotIn(secret, location)
+        page = self.follow(response)
+        self.assertEqual(page.status_code, 200)
+        self.assertEqual(page.headers.get("Cache-Control"), "no-store")
+        self.assertEqual(self.secret_of(page), secret)
         self.assertGreaterEqual(len(secret), 16)
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["Mailbox office@acme.test created."]
+        )
         mailbox = self.Mailbox.search([("email", "=", "office@acme.test")])
         self.assertTrue(mailbox._emboux_check_password(secret))
         self.assertNotStoredAnywhere(secret)
-        # shown once: the domain page does not show it again
-        self.assertNotIn(secret, self.get(self.domain_url()).text)
+        self.assertFalse(self.flashes(), "shown, it left the session")
+        # shown once: a reload of its page shows it no more, and does nothing
+        again = self.get(location)
+        self.assertEqual(again.status_code, 200)
+        self.assertNotIn(secret, again.text)
+        self.assertFalse(self.texts(again, "o_emboux_done"))
+        self.assertTrue(mailbox._emboux_check_password(secret))
+        self.assertEqual(self.domain.mailbox_count, 2)
 
     def test_create_mailbox_refuses_bad_passwords(self):
         self.login(self.acme_user)
@@ -313,12 +358,13 @@ class TestPortal(EmbouxPortalCase):
                         "password_confirm": confirm,
                     },
                 )
-                self.assertError(response, 422, message)
+                self.assertNotIn("password", response.headers["Location"])
+                page = self.assertError(response, 422, message)
                 if password:
-                    self.assertNotIn(password, response.text)
-                    self.assertNotIn(confirm, response.text)
+                    self.assertNotIn(password, page.text)
+                    self.assertNotIn(confirm, page.text)
                 # the address typed is kept, the passwords are not
-                tree = html.fromstring(response.text)
+                tree = html.fromstring(page.text)
                 self.assertEqual(
                     tree.xpath("//input[@name='local_part']/@value"), ["sales"]
                 )
@@ -343,13 +389,17 @@ class TestPortal(EmbouxPortalCase):
         self.assertEqual(
             self.follow(self.post(url, {**data, "local_part": "c"})).status_code, 200
         )
-        response = self.post(url, {**data, "local_part": "d"})
-        self.assertError(
-            response,
+        page = self.assertError(
+            self.post(url, {**data, "local_part": "d"}),
             403,
             "Domain acme.test: mailbox quota exceeded (3 of 3 mailboxes used).",
         )
-        self.assertEqual(self.texts(response, "o_emboux_quota"), ["3 / 3 mailboxes"])
+        self.assertEqual(self.texts(page, "o_emboux_quota"), ["3 / 3 mailboxes"])
+        # what was typed is given back once: not on a reload
+        again = self.get(self.domain_url())
+        self.assertFalse(self.texts(again, "o_emboux_error"))
+        tree = html.fromstring(again.text)
+        self.assertFalse(tree.xpath("//input[@name='local_part']/@value"))
         self.assertEqual(self.domain.mailbox_count, 3)
         self.assertFalse(self.Mailbox.search([("email", "=", "d@acme.test")]))
 
@@ -384,27 +434,47 @@ class TestPortal(EmbouxPortalCase):
         )
         self.assertTrue(self.mailbox._emboux_check_password("Changed-Secret-1"))
         self.assertNotIn("Changed-Secret-1", page.text)
-        # a generated one is shown once
+        # the form asks first, naming the mailbox
+        [form] = html.fromstring(form.text).xpath("//form[@data-emboux-ask]")
+        self.assertEqual(
+            form.get("data-emboux-ask"), "Change the password of info@acme.test?"
+        )
+        # a generated one is shown once, on the domain's page
         response = self.post(url, {"generate": "1"})
-        self.assertEqual(response.status_code, 200)
-        secret = self.secret_of(response)
+        location = response.headers["Location"]
+        self.assertTrue(location.startswith(self.domain_url() + "?flash="), location)
+        page = self.follow(response)
+        secret = self.secret_of(page)
         self.assertTrue(self.mailbox._emboux_check_password(secret))
         self.assertNotStoredAnywhere(secret)
+        self.assertNotIn(secret, self.get(location).text)
+        self.assertTrue(self.mailbox._emboux_check_password(secret))
 
     def test_delete_mailbox_after_confirmation(self):
         self.login(self.acme_user)
         url = self.domain_url(tail=f"/mailbox/{self.mailbox.id}/delete")
         confirm = self.get(url)
         self.assertEqual(confirm.status_code, 200)
-        self.assertIn("Delete info@acme.test?", " ".join(confirm.text.split()))
+        self.assertEqual(
+            self.texts(confirm, "o_emboux_confirm_question"),
+            ["Delete the mailbox info@acme.test?"],
+        )
+        self.assertEqual(
+            self.texts(confirm, "breadcrumb-item")[1:],
+            ["Email", "acme.test", "Delete the mailbox"],
+        )
+        [form] = html.fromstring(confirm.text).xpath("//form[@method='post']")
+        self.assertEqual(form.get("action"), url)
+        self.assertTrue(form.xpath(".//input[@name='csrf_token']/@value"))
         self.assertTrue(self.mailbox.exists(), "asking is not deleting")
         page = self.follow(self.post(url))
         self.assertFalse(self.mailbox.exists())
         self.assertEqual(
-            self.texts(page, "o_emboux_done"), ["The mailbox was deleted."]
+            self.texts(page, "o_emboux_done"), ["Mailbox info@acme.test deleted."]
         )
         self.assertEqual(self.texts(page, "o_emboux_quota"), ["0 / 3 mailboxes"])
         self.assertEqual(self.post(url).status_code, 404)
+        self.assertEqual(self.get(url).status_code, 404)
 
     # -- aliases --------------------------------------------------------------
     def test_add_and_delete_alias(self):
@@ -451,10 +521,20 @@ class TestPortal(EmbouxPortalCase):
             "already exists",
         )
         delete = self.domain_url(tail=f"/alias/{alias.id}/delete")
+        # a GET of the delete asks, naming the alias
+        confirm = self.get(delete)
+        self.assertEqual(confirm.status_code, 200)
+        self.assertEqual(
+            self.texts(confirm, "o_emboux_confirm_question"),
+            ["Delete the alias sales@acme.test?"],
+        )
+        self.assertTrue(alias.exists(), "asking is not deleting")
         page = self.follow(self.post(delete))
         self.assertFalse(alias.exists())
-        self.assertEqual(self.texts(page, "o_emboux_done"), ["The alias was deleted."])
-        self.assertEqual(self.get(delete).status_code, 405)
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["Alias sales@acme.test deleted."]
+        )
+        self.assertEqual(self.get(delete).status_code, 404)
 
     # -- suspension -----------------------------------------------------------
     def test_suspended_domain_refuses_additions_but_not_deletes(self):
@@ -513,23 +593,45 @@ class TestPortal(EmbouxPortalCase):
         self.assertIn("partner_acme_portal", page.text)
 
         response = self.post("/my/email/keys/new", {"name": "Billing app"})
-        self.assertEqual(response.status_code, 200)
-        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
-        token = self.secret_of(response)
+        page = self.follow(response)
+        self.assertEqual(page.status_code, 200)
+        self.assertEqual(page.headers.get("Cache-Control"), "no-store")
+        self.assertEqual(
+            self.texts(page, "o_emboux_done"), ["API key Billing app created."]
+        )
+        token = self.secret_of(page)
+        self.assertNotIn(token, response.headers["Location"])
         key = self.Key._emboux_check_token(token)
         self.assertEqual((key.name, key.partner_id), ("Billing app", self.acme))
         self.assertFalse(key.quota_override)
         self.assertEqual(key.mailboxes_per_domain, 3)
         self.assertNotStoredAnywhere(token)
+        # a reload of its page shows it no more, and makes no other key
+        self.assertNotIn(token, self.get(response.headers["Location"]).text)
         self.assertNotIn(token, self.get("/my/email/keys").text)
-        self.assertError(
+        self.assertEqual(self.Key.search_count([("name", "=", "Billing app")]), 1)
+        page = self.assertError(
             self.post("/my/email/keys/new", {"name": " "}), 422, "Name the key"
         )
+        self.assertFalse(self.texts(page, "o_emboux_secret"))
 
-        page = self.follow(self.post(f"/my/email/keys/{key.id}/revoke"))
+        revoke = f"/my/email/keys/{key.id}/revoke"
+        row = next(
+            link
+            for link in html.fromstring(page.text).xpath("//a[@data-emboux-ask]")
+            if link.get("href") == revoke
+        )
+        self.assertEqual(row.get("data-emboux-ask"), "Revoke the API key Billing app?")
+        confirm = self.get(revoke)
+        self.assertEqual(
+            self.texts(confirm, "o_emboux_confirm_question"),
+            ["Revoke the API key Billing app?"],
+        )
+        self.assertTrue(key.active, "asking is not revoking")
+        page = self.follow(self.post(revoke))
         self.assertFalse(key.active)
         self.assertEqual(
-            self.texts(page, "o_emboux_done"), ["The API key was revoked."]
+            self.texts(page, "o_emboux_done"), ["API key Billing app revoked."]
         )
         revoked = next(
             r for r in self.texts(page, "o_emboux_key_row") if "Billing" in r
@@ -543,7 +645,9 @@ class TestPortal(EmbouxPortalCase):
     def test_new_key_never_loosens_the_operators_quotas(self):
         self.key.write({"quota_override": True, "mailboxes_per_domain": 1})
         self.login(self.acme_user)
-        token = self.secret_of(self.post("/my/email/keys/new", {"name": "Second"}))
+        token = self.secret_of(
+            self.follow(self.post("/my/email/keys/new", {"name": "Second"}))
+        )
         key = self.Key._emboux_check_token(token)
         self.assertEqual(key.mailboxes_per_domain, 1)
         self.assertEqual(self.acme._emboux_limits()["mailboxes_per_domain"], 1)
@@ -562,6 +666,112 @@ class TestPortal(EmbouxPortalCase):
         self.assertFalse(self.Key.search([("name", "=", "Sneaky")]))
         self.assertFalse(self.texts(self.get("/my/email"), "o_emboux_domain_row"))
 
+    # -- post/redirect/get ----------------------------------------------------
+    def test_every_form_leads_to_a_page(self):
+        """Each form is answered by a 303 to a page, which a reload only
+        reads; its message is shown once."""
+        self.login(self.acme_user)
+        domain = self.domain_url()
+        mailbox = f"{domain}/mailbox/{self.mailbox.id}"
+        password = {
+            "password": "Good-Secret-123",
+            "password_confirm": "Good-Secret-123",
+        }
+        forms = [
+            ("/my/email/domain/new", {"name": "prg.test"}, None),
+            (f"{domain}/sending", {"outbound_daily_limit": "1"}, domain),
+            (f"{domain}/retention", {"retention_days": "0"}, domain),
+            (f"{domain}/mailbox/new", {"local_part": "prg", **password}, domain),
+            (f"{mailbox}/password", password, domain),
+            (
+                f"{domain}/alias/new",
+                {"alias_local_part": "prg", "destination": "a@b.test"},
+                domain,
+            ),
+            (f"{domain}/alias/{self.alias.id}/delete", {}, domain),
+            ("/my/email/keys/new", {"name": "PRG"}, "/my/email/keys"),
+            (f"/my/email/keys/{self.key.id}/revoke", {}, "/my/email/keys"),
+            (f"{mailbox}/delete", {}, domain),
+        ]
+        for url, data, page_url in forms:
+            with self.subTest(url=url):
+                response = self.post(url, data)
+                self.assertEqual(response.status_code, 303, response.text[:2000])
+                location = response.headers["Location"]
+                path, _sep, query = location.partition("?")
+                self.assertTrue(query.startswith("flash="), location)
+                if page_url:
+                    self.assertEqual(path, page_url)
+                page = self.follow(response)
+                self.assertEqual(page.status_code, 200, page.text[:2000])
+                self.assertEqual(len(self.texts(page, "o_emboux_done")), 1)
+                again = self.get(location)
+                self.assertEqual(again.status_code, 200)
+                self.assertFalse(self.texts(again, "o_emboux_done"))
+        self.assertFalse(self.flashes())
+
+    def test_a_get_of_a_form_address_is_a_page(self):
+        """No bare 405: a form's address opened with a GET leads to the page
+        of its form, saying nothing was changed; a destructive action's is
+        its confirmation page."""
+        self.login(self.acme_user)
+        domain = self.domain_url()
+        for url, page_url in (
+            ("/my/email/domain/new", "/my/email"),
+            (f"{domain}/verify", domain),
+            (f"{domain}/sending", domain),
+            (f"{domain}/retention", domain),
+            (f"{domain}/mailbox/new", domain),
+            (f"{domain}/alias/new", domain),
+            ("/my/email/keys/new", "/my/email/keys"),
+        ):
+            with self.subTest(url=url):
+                response = self.get(url)
+                self.assertEqual(response.status_code, 303)
+                self.assertEqual(response.headers["Location"].split("?")[0], page_url)
+                page = self.follow(response)
+                self.assertEqual(page.status_code, 200)
+                self.assertEqual(
+                    self.texts(page, "o_emboux_note"),
+                    ["This address takes this page's forms only: nothing was changed."],
+                )
+        for url, question in (
+            (
+                f"{domain}/mailbox/{self.mailbox.id}/delete",
+                "Delete the mailbox info@acme.test?",
+            ),
+            (
+                f"{domain}/alias/{self.alias.id}/delete",
+                "Delete the alias contact@acme.test?",
+            ),
+            (f"/my/email/keys/{self.key.id}/revoke", "Revoke the API key Acme shop?"),
+        ):
+            with self.subTest(url=url):
+                page = self.get(url)
+                self.assertEqual(page.status_code, 200)
+                self.assertEqual(
+                    self.texts(page, "o_emboux_confirm_question"), [question]
+                )
+        self.assertAcmeUnchanged()
+        self.assertEqual(self.domain.retention_days, 0)
+
+    def test_one_time_messages_are_few_and_short_lived(self):
+        """Pages never opened leave at most FLASH_KEPT messages waiting, the
+        newest; one that waited too long is shown no more."""
+        self.login(self.acme_user)
+        url = self.domain_url(tail="/retention")
+        answers = [self.post(url, {"retention_days": str(days)}) for days in range(12)]
+        self.assertEqual(len(self.flashes()), FLASH_KEPT)
+        self.assertFalse(self.texts(self.follow(answers[0]), "o_emboux_done"))
+        self.assertEqual(len(self.texts(self.follow(answers[-1]), "o_emboux_done")), 1)
+        # waiting too long, a message is dropped
+        late = self.post(url, {"retention_days": "7"})
+        later = time.time() + FLASH_LIFETIME
+        with patch.object(portal, "time", SimpleNamespace(time=lambda: later)):
+            self.assertFalse(self.texts(self.follow(late), "o_emboux_done"))
+            self.post(url, {"retention_days": "8"})
+        self.assertEqual(len(self.flashes()), 1, "the others were dropped")
+
     # -- isolation ------------------------------------------------------------
     def _foreign_routes(self):
         """(method, url) of every route, on Acme's records."""
@@ -575,7 +785,9 @@ class TestPortal(EmbouxPortalCase):
             ("GET", f"{mailbox}/delete"),
             ("POST", f"{mailbox}/delete"),
             ("POST", f"{domain}/alias/new"),
+            ("GET", f"{domain}/alias/{self.alias.id}/delete"),
             ("POST", f"{domain}/alias/{self.alias.id}/delete"),
+            ("GET", f"/my/email/keys/{self.key.id}/revoke"),
             ("POST", f"/my/email/keys/{self.key.id}/revoke"),
         ]
 
@@ -611,7 +823,11 @@ class TestPortal(EmbouxPortalCase):
             self.assertEqual(self.get(url).status_code, 404)
             self.assertEqual(self._request("POST", url).status_code, 404)
         url = f"{other}/alias/{self.alias.id}/delete"
+        self.assertEqual(self.get(url).status_code, 404)
         self.assertEqual(self._request("POST", url).status_code, 404)
+        # a form's address opened with a GET leads to its page: not theirs
+        page = self.follow(self.get(self.domain_url(tail="/mailbox/new")))
+        self.assertEqual(page.status_code, 404)
         self.assertEqual(self.get("/my/email/domain/999999999").status_code, 404)
         self.assertAcmeUnchanged()
         self.assertNotIn("acme.test", self.get("/my/email").text)

@@ -1,13 +1,17 @@
 """Tenant safety through the portal: its pages add domains that wait for
 their proof, and its JSON-RPC reaches nothing beyond what the pages do."""
 
+from unittest.mock import patch
+
 from lxml import html
 
 from odoo.tests import JsonRpcException, tagged
 
 from ..services import dns_checker
-from .common import FakeDns
+from ..services import emboux_client as ec
+from .common import FakeDns, run_postcommit_hooks
 from .test_portal import EmbouxPortalCase
+from .test_sync import FakeUpstream
 
 
 @tagged("post_install", "-at_install")
@@ -42,7 +46,7 @@ class TestPortalSafety(FakeDns, EmbouxPortalCase):
         self.assertFalse(domain.verified)
         value = dns_checker.VERIFICATION_PREFIX + domain.verification_token
         with self.fake_dns({("new-acme.test", "TXT"): [f'"{value}"']}):
-            page = self.post(verify)
+            page = self.follow(self.post(verify))
         self.assertEqual(
             self.texts(page, "o_emboux_done"), ["new-acme.test is verified."]
         )
@@ -101,6 +105,38 @@ class TestPortalSafety(FakeDns, EmbouxPortalCase):
             (log.user_id, log.channel, log.partner_id, log.address),
             (self.acme_user, "portal", self.acme, "127.0.0.1"),
         )
+
+    # -- connected mode -----------------------------------------------------------
+    def test_a_change_the_upstream_refuses_is_shown_on_its_page(self):
+        """Connected, the upstream refuses a change once it is committed: the
+        form is still answered by its page, saying why, and nothing stays."""
+        self.env["ir.config_parameter"].set_param(
+            "emboux_mail.upstream_url", "http://upstream.invalid"
+        )
+        upstream = FakeUpstream()
+        upstream.fail["create_alias"] = ec.EmbouxForbidden(
+            "POST /aliases/: 403", status=403, detail="Alias quota exceeded: 9/9"
+        )
+        mixin = type(self.env["emboux.mail.sync.mixin"])
+        self.startPatcher(
+            patch.object(mixin, "_emboux_sync_client", lambda _s, token=None: upstream)
+        )
+        run_postcommit_hooks(self)
+        self.login(self.acme_user)
+        response = self.post(
+            self.domain_url(tail="/alias/new"),
+            {"alias_local_part": "sales", "destination": "info@acme.test"},
+        )
+        self.assertEqual(response.headers["Location"].split("?")[0], self.domain_url())
+        page = self.assertError(
+            response,
+            403,
+            "Alias quota exceeded: 9/9",
+            "Nothing was changed: your change was taken back.",
+        )
+        self.assertFalse(self.texts(page, "o_emboux_done"))
+        self.assertEqual([call[0] for call in upstream.calls], ["create_alias"])
+        self.assertFalse(self.Alias.search([("source", "=", "sales@acme.test")]))
 
     # -- JSON-RPC reaches nothing the pages do not -----------------------------------
     def test_json_rpc_reaches_no_internal_action(self):

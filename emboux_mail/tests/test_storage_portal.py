@@ -252,17 +252,24 @@ class TestStoragePortal(EmbouxPortalCase):
         for value, status, message in cases:
             with self.subTest(value=value):
                 response = self.post(self.retention_url(), {"retention_days": value})
-                self.assertError(response, status, message)
+                page = self.assertError(response, status, message)
                 self.assertRetention(7)
                 self.assertEqual(
-                    self.texts(response, "o_emboux_keep_mail"), ["Keep mail: 7 days"]
+                    self.texts(page, "o_emboux_keep_mail"), ["Keep mail: 7 days"]
                 )
-                # the value typed is given back to correct it
+                # the value typed is given back to correct it, once
                 self.assertEqual(
-                    html.fromstring(response.text).xpath(
+                    html.fromstring(page.text).xpath(
                         "//input[@name='retention_days']/@value"
                     ),
                     [value],
+                )
+                again = self.get(response.headers["Location"])
+                self.assertEqual(
+                    html.fromstring(again.text).xpath(
+                        "//input[@name='retention_days']/@value"
+                    ),
+                    ["7"],
                 )
 
     def test_retention_set_by_the_operator_beyond_the_plan_stays(self):
@@ -280,10 +287,15 @@ class TestStoragePortal(EmbouxPortalCase):
                 response = self.post(url, {"retention_days": "30"})
                 self.assertEqual(response.status_code, 404)
         self.assertRetention(7)
-        # the own domain's form answers, and only to a POST with the token
+        # the own domain's form answers, and only to a POST with the token: a
+        # GET leads to the domain's page
+        response = self.get(self.retention_url(self.other_domain))
+        self.assertEqual(response.status_code, 303)
         self.assertEqual(
-            self.get(self.retention_url(self.other_domain)).status_code, 405
+            response.headers["Location"].split("?")[0],
+            self.domain_url(self.other_domain),
         )
+        self.assertEqual(self.follow(response).status_code, 200)
         with self.assertLogs("odoo.http", "WARNING"):
             response = self.post(
                 self.retention_url(self.other_domain), {"retention_days": "30"}, False

@@ -5,6 +5,7 @@ their URLs; and another tenant's endpoints, which answer 404."""
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from lxml import html
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -60,7 +61,8 @@ class TestWebhookPortal(EmbouxPortalCase):
         return receiver
 
     def create_endpoint(self, url, *topics):
-        """Create an endpoint in the portal: its page, and the endpoint."""
+        """Create an endpoint in the portal: the answer (a 303 to the list),
+        and the endpoint."""
         response = self.post(
             "/my/email/webhooks/new",
             {"url": url, "topic_ids": [topic.id for topic in topics]},
@@ -111,18 +113,24 @@ class TestWebhookPortal(EmbouxPortalCase):
         response, webhook = self.create_endpoint(
             url, self.mailbox_created, self.alias_created
         )
-        self.assertEqual(response.status_code, 200, response.text[:2000])
-        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
+        location = response.headers["Location"]
+        self.assertTrue(location.startswith("/my/email/webhooks?flash="), location)
+        page = self.follow(response)
+        self.assertEqual(page.status_code, 200, page.text[:2000])
+        self.assertEqual(page.headers.get("Cache-Control"), "no-store")
         self.assertEqual(
-            self.texts(response, "o_emboux_done"), [f"Endpoint {url} created."]
+            self.texts(page, "o_emboux_done"), [f"Endpoint {url} created."]
         )
-        secret = self.secret_of(response)
+        secret = self.secret_of(page)
+        self.assertNotIn(secret, location)
         self.assertTrue(secret.startswith("whsec_"))
         self.assertEqual(webhook.partner_id, self.acme)
         self.assertEqual(webhook.topic_ids, self.mailbox_created | self.alias_created)
         self.assertEqual(webhook.sudo().secret, secret)
         self.assertTrue(webhook.secret_shown)
-        # never again: not on the list, not on the endpoint's page
+        # never again: not on a reload, not on the list, not on its page
+        self.assertNotIn(secret, self.get(location).text)
+        self.assertEqual(len(self.Webhook.search([("url", "=", url)])), 1)
         page = self.get("/my/email/webhooks")
         self.assertNotIn(secret, page.text)
         self.assertFalse(self.texts(page, "o_emboux_secret"))
@@ -141,18 +149,25 @@ class TestWebhookPortal(EmbouxPortalCase):
         self.allow_private(False)
         self.login(self.acme_user)
         response, webhook = self.create_endpoint(url, self.mailbox_created)
-        self.assertError(response, 422, f"Webhook URL {url} is refused", "non-public")
+        page = self.assertError(
+            response, 422, f"Webhook URL {url} is refused", "non-public"
+        )
         self.assertFalse(webhook)
-        self.assertFalse(self.texts(response, "o_emboux_secret"))
+        self.assertFalse(self.texts(page, "o_emboux_secret"))
         # the form keeps what was typed
-        form = self.texts(response, "o_emboux_webhook_form")
+        form = self.texts(page, "o_emboux_webhook_form")
         self.assertTrue(form)
-        self.assertIn(f'value="{url}"', response.text)
+        self.assertIn(f'value="{url}"', page.text)
+        self.assertTrue(
+            html.fromstring(page.text).xpath(
+                f"//input[@name='topic_ids'][@value='{self.mailbox_created.id}']"
+                "[@checked]"
+            )
+        )
         self.allow_private()
         response, webhook = self.create_endpoint(url, self.mailbox_created)
-        self.assertEqual(response.status_code, 200)
         self.assertEqual(webhook.partner_id, self.acme)
-        self.assertTrue(self.secret_of(response))
+        self.assertTrue(self.secret_of(self.follow(response)))
 
     def test_no_hosting_no_webhooks(self):
         _company, user = self.make_tenant_user(
@@ -233,6 +248,16 @@ class TestWebhookPortal(EmbouxPortalCase):
         )
         self.assertEqual((failed.state, failed.attempt_count), ("pending", 0))
 
+        # a GET of a form's address only leads to the endpoint's page
+        for form, page_url in (
+            (f"{url}/disable", url),
+            (f"{url}/delivery/{failed.id}/resend", url),
+            ("/my/email/webhooks/new", "/my/email/webhooks"),
+        ):
+            response = self.get(form)
+            self.assertEqual(response.headers["Location"].split("?")[0], page_url)
+            self.assertEqual(len(self.texts(self.follow(response), "o_emboux_note")), 1)
+        self.assertTrue(webhook.active)
         page = self.follow(self.post(f"{url}/disable"))
         self.assertFalse(webhook.active)
         self.assertEqual(self.texts(page, "o_emboux_webhook_state"), ["Disabled"])
@@ -243,9 +268,17 @@ class TestWebhookPortal(EmbouxPortalCase):
         self.assertFalse(webhook.failing_since or webhook.disabled_reason)
         self.assertEqual(self.texts(page, "o_emboux_webhook_state"), ["Active"])
 
+        # deleting asks first, naming the endpoint
+        confirm = self.get(f"{url}/delete")
+        self.assertEqual(
+            self.texts(confirm, "o_emboux_confirm_question"),
+            ["Delete the endpoint http://127.0.0.1:9/acme?"],
+        )
+        self.assertTrue(webhook.exists(), "asking is not deleting")
         page = self.follow(self.post(f"{url}/delete"))
         self.assertEqual(
-            self.texts(page, "o_emboux_done"), ["The endpoint was deleted."]
+            self.texts(page, "o_emboux_done"),
+            ["Endpoint http://127.0.0.1:9/acme deleted."],
         )
         self.assertFalse(webhook.exists())
         self.assertEqual(self.get(url).status_code, 404)
@@ -295,6 +328,8 @@ class TestWebhookPortal(EmbouxPortalCase):
                     f"/delivery/{delivery.id}/resend",
                 ):
                     self.assertEqual(self.post(url + tail).status_code, 404)
+                for tail in ("/rotate", "/delete"):
+                    self.assertEqual(self.get(url + tail).status_code, 404)
         # Globex's own endpoint with Acme's delivery
         url = f"/my/email/webhooks/{globex.id}/delivery/{delivery.id}/resend"
         self.assertEqual(self.post(url).status_code, 404)
@@ -346,7 +381,7 @@ class TestWebhookPortal(EmbouxPortalCase):
             response, _webhook = self.create_endpoint(
                 receivers[tenant].url, self.mailbox_created, self.alias_created
             )
-            secrets[tenant] = self.secret_of(response)
+            secrets[tenant] = self.secret_of(self.follow(response))
         for domain in (self.domain, self.other_domain):
             self.Mailbox.create(
                 {"email": f"sales@{domain.name}", "password": "Initial-Secret-1"}
@@ -393,18 +428,29 @@ class TestWebhookPortal(EmbouxPortalCase):
         receiver = self.receiver()
         self.login(self.acme_user)
         response, webhook = self.create_endpoint(receiver.url, self.mailbox_created)
-        old = self.secret_of(response)
+        old = self.secret_of(self.follow(response))
         url = f"/my/email/webhooks/{webhook.id}"
+        # a new secret asks first, naming the endpoint
+        confirm = self.get(f"{url}/rotate")
+        self.assertEqual(
+            self.texts(confirm, "o_emboux_confirm_question"),
+            [f"Make a new signing secret for {receiver.url}?"],
+        )
+        self.assertEqual(webhook.sudo().secret, old, "asking is not rotating")
         response = self.post(f"{url}/rotate")
-        self.assertEqual(response.status_code, 200, response.text[:2000])
-        self.assertEqual(response.headers.get("Cache-Control"), "no-store")
-        new = self.secret_of(response)
+        self.assertTrue(response.headers["Location"].startswith(f"{url}?flash="))
+        page = self.follow(response)
+        self.assertEqual(page.status_code, 200, page.text[:2000])
+        self.assertEqual(page.headers.get("Cache-Control"), "no-store")
+        new = self.secret_of(page)
         self.assertNotEqual(new, old)
         self.assertEqual(webhook.sudo().secret, new)
-        self.assertTrue(self.texts(response, "o_emboux_webhook_overlap"))
-        page = self.get(url)
+        self.assertTrue(self.texts(page, "o_emboux_webhook_overlap"))
+        # a reload shows it no more, and makes no other secret
+        page = self.get(response.headers["Location"])
         self.assertNotIn(new, page.text)
         self.assertNotIn(old, page.text)
+        self.assertEqual(webhook.sudo().secret, new)
 
         self.Mailbox.create(
             {"email": "sales@acme.test", "password": "Initial-Secret-1"}

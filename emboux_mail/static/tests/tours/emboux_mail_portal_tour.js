@@ -3,9 +3,25 @@ import {registry} from "@web/core/registry";
 /**
  * Customer flow on the portal, as Acme's portal user: open the domain from
  * /my, create a mailbox, hit the mailbox quota (the test sets it to 2 for a
- * domain that has one), change the new mailbox's password, add an alias,
- * then create an API key (shown once) and revoke it.
+ * domain that has one), change the new mailbox's password (confirmed in a
+ * dialog), add an alias, then create an API key (shown once) and revoke it
+ * (confirmed in a dialog naming it).
  */
+/** Confirm the dialog a destructive action opens, which names `name`. */
+export function confirmIn(name) {
+    return [
+        {
+            content: "The dialog names what the action acts on",
+            trigger: `.modal .modal-title:contains(${name})`,
+        },
+        {
+            content: "Confirm",
+            trigger: ".modal .o_emboux_confirm_ok",
+            run: "click",
+        },
+    ];
+}
+
 function typePasswords(password) {
     return [
         {
@@ -89,9 +105,10 @@ registry.category("web_tour.tours").add("emboux_mail_portal_tour", {
         ...typePasswords("Tour-Changed-Secret-3"),
         {
             content: "Save the new password",
-            trigger: ".o_emboux_password_form button[type=submit]",
+            trigger: ".o_emboux_password_form button[type=submit][aria-haspopup=dialog]",
             run: "click",
         },
+        ...confirmIn("second@acme.test"),
         {
             content: "The password is changed",
             trigger: ".o_emboux_done:contains(The password of second@acme.test was changed.)",
@@ -141,13 +158,19 @@ registry.category("web_tour.tours").add("emboux_mail_portal_tour", {
         },
         {
             content: "Revoke the new key",
-            trigger: ".o_emboux_key_row:contains(Tour key) .o_emboux_key_revoke",
+            trigger:
+                ".o_emboux_key_row:contains(Tour key) .o_emboux_key_revoke[aria-haspopup=dialog]",
             run: "click",
         },
+        ...confirmIn("Tour key"),
         {
             content: "The key is revoked and the token is gone",
             trigger:
                 "body:not(:has(.o_emboux_secret)) .o_emboux_key_row:contains(Tour key):contains(Revoked)",
+        },
+        {
+            content: "The revocation names the key",
+            trigger: ".o_emboux_done:contains(Tour key)",
         },
     ],
 });
