@@ -42,6 +42,7 @@
         "views/emboux_mail_billing_views.xml",
         "views/account_move_views.xml",
         "views/emboux_mail_menus.xml",
+        "views/emboux_mail_report_views.xml",
         "views/emboux_mail_sync_event_views.xml",
         "views/emboux_mail_reconcile_views.xml",
         "views/emboux_mail_security_log_views.xml",
@@ -69,6 +70,10 @@
         "demo/emboux_mail_billing_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "emboux_mail/static/src/views/*",
+            "emboux_mail/static/src/overview/*",
+        ],
         "web.assets_frontend": [
             "emboux_mail/static/src/js/emboux_mail_portal.js",
         ],

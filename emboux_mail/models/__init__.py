@@ -20,6 +20,8 @@ from . import emboux_mail_dkim_key
 from . import emboux_mail_outbound_counter
 from . import emboux_mail_outbound_month
 from . import emboux_mail_dns_record
+from . import emboux_mail_dns_health
+from . import emboux_mail_overview
 from . import emboux_mail_mailbox
 from . import emboux_mail_alias
 from . import emboux_mail_secret_show

@@ -1,4 +1,5 @@
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -105,6 +106,8 @@ class EmbouxMailDomain(models.Model):
         help="The tenant owning the domain; empty for an orphaned domain.",
     )
     partner_ref = fields.Char(related="partner_id.emboux_partner_ref")
+    # not stored: grouped by through the customer, in the reports
+    plan_id = fields.Many2one(related="partner_id.emboux_plan_id", string="Plan")
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company
     )
@@ -479,6 +482,31 @@ class EmbouxMailDomain(models.Model):
         # back within the plan: billing's suspensions are lifted at once
         self.env["emboux.mail.grace"]._emboux_run_running(tenants)
         return result
+
+    def emboux_delete_confirmation(self):
+        """What the delete dialogs ask: deleting a domain deletes its
+        mailboxes and aliases too, which the generic question does not say."""
+        mailboxes = self.env["emboux.mail.mailbox"].search_count(
+            [("domain_id", "in", self.ids)]
+        )
+        aliases = self.env["emboux.mail.alias"].search_count(
+            [("domain_id", "in", self.ids)]
+        )
+        if len(self) == 1:
+            return self.env._(
+                "Delete the domain %(name)s? Its mailboxes (%(mailboxes)s) and "
+                "aliases (%(aliases)s) are deleted with it.",
+                name=self.name,
+                mailboxes=mailboxes,
+                aliases=aliases,
+            )
+        return self.env._(
+            "Delete these %(count)s domains? Their mailboxes (%(mailboxes)s) and "
+            "aliases (%(aliases)s) are deleted with them.",
+            count=len(self),
+            mailboxes=mailboxes,
+            aliases=aliases,
+        )
 
     # -- rules -----------------------------------------------------------------
     @api.model
@@ -899,6 +927,7 @@ class EmbouxMailDomain(models.Model):
                 domain.ses_verified = published
             domain._emboux_set_dns_state(result.health, now)
         self.env["emboux.mail.dns.record"].sudo().create(lines)
+        self.env["emboux.mail.dns.health"].sudo()._emboux_record(self)
         return results
 
     def _emboux_set_dns_state(self, health, checked_at):
@@ -928,20 +957,32 @@ class EmbouxMailDomain(models.Model):
             )
 
     def action_check_dns(self):
-        """Check now, and say what was found (the form reloads under it)."""
+        """Check now, and say what was found (the view reloads under it): a
+        domain's health, or how many of the selected domains are in each."""
         # portal users may read their domains, not run lookups from Odoo
         self.check_access("write")
         self._emboux_check_dns()
         states = dict(self._fields["dns_state"]._description_selection(self.env))
         healthy = all(domain.dns_state == "ok" for domain in self)
+        if len(self) == 1:
+            message = f"{self.name}: {states[self.dns_state]}"
+        else:
+            counts = Counter(self.mapped("dns_state"))
+            message = self.env._(
+                "%(count)s domains checked. %(states)s",
+                count=len(self),
+                states=", ".join(
+                    f"{label}: {counts[state]}"
+                    for state, label in states.items()
+                    if counts[state]
+                ),
+            )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
                 "title": self.env._("DNS checked"),
-                "message": ", ".join(
-                    f"{domain.name}: {states[domain.dns_state]}" for domain in self
-                ),
+                "message": message,
                 "type": "success" if healthy else "warning",
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
@@ -964,6 +1005,9 @@ class EmbouxMailDomain(models.Model):
         remaining = self.search_count(due)
         _logger.info("DNS check: %s domains checked, %s due", len(domains), remaining)
         self.env["ir.cron"]._notify_progress(done=len(domains), remaining=remaining)
+        if not remaining:
+            # once per run, after its last batch
+            self.env["emboux.mail.dns.health"].sudo()._emboux_gc()
 
     @api.model
     def _cron_prepare_dkim(self, batch=100):

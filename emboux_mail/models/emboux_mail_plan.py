@@ -34,14 +34,17 @@ class EmbouxMailPlan(models.Model):
         "res.company", help="Leave empty to offer the plan in every company."
     )
     domains_allowed = fields.Integer(
+        string="Domains per Customer",
         default=DEFAULTS["domains_allowed"],
         help="How many domains a customer may own; 0 means unlimited.",
     )
     mailboxes_per_domain = fields.Integer(
+        string="Mailboxes per Domain",
         default=DEFAULTS["mailboxes_per_domain"],
         help="How many mailboxes each domain may hold; 0 means unlimited.",
     )
     aliases_per_mailbox = fields.Integer(
+        string="Aliases per Mailbox",
         default=DEFAULTS["aliases_per_mailbox"],
         help="How many aliases may point at one address; 0 means unlimited.",
     )

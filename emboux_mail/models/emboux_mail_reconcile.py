@@ -188,6 +188,26 @@ class _Run:
             self.compare(label, here, there)
 
 
+class _Progress:
+    """How far a run is, told to the scheduler (``ir.cron._notify_progress``
+    does nothing outside a scheduled run): each tenant read, then each kind
+    of object compared, is one step."""
+
+    def __init__(self, env, steps):
+        self.cron = env["ir.cron"]
+        self.steps = steps
+        self.done = 0
+
+    def step(self):
+        self.done += 1
+        self.cron._notify_progress(done=self.done, remaining=self.steps - self.done)
+
+    def finish(self):
+        """Nothing left: the run stopped early, and the scheduler must not
+        call the job again at once."""
+        self.cron._notify_progress(done=self.done, remaining=0)
+
+
 class _Owners(dict):
     """``{domain name: partner_ref}``; ``read``: the tenants whose keys
     listed their domains; ``complete`` when every key could be read
@@ -244,17 +264,58 @@ class EmbouxMailReconcile(models.Model):
         }
 
     @api.model
+    def action_reconcile_now(self):
+        """Run now from the menu: a notification gives the run's counts,
+        then its report opens."""
+        report = self.action_reconcile()
+        run = self.browse(report["res_id"])
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": run._emboux_title(),
+                "message": run._emboux_summary(),
+                "type": "success" if run.state == "done" else "danger",
+                "sticky": run.state != "done",
+                "next": report,
+            },
+        }
+
+    def _emboux_title(self):
+        self.ensure_one()
+        if self.state == "failed":
+            return self.env._("Reconcile failed")
+        return self.env._("Reconcile done")
+
+    def _emboux_summary(self):
+        """The run's counts, in the user's language."""
+        self.ensure_one()
+        if self.state == "failed":
+            return self.env._("The upstream could not be read: see the report.")
+        return self.env._(
+            "Imported domains: %(domains)s, mailboxes: %(mailboxes)s, aliases: "
+            "%(aliases)s; failed imports: %(failures)s. Only here: %(local)s; "
+            "different: %(differences)s; changes still in the outbox: "
+            "%(pending)s.",
+            domains=self.imported_domains,
+            mailboxes=self.imported_mailboxes,
+            aliases=self.imported_aliases,
+            failures=self.import_failures,
+            local=self.local_only,
+            differences=self.differences,
+            pending=self.pending,
+        )
+
+    @api.model
     def _cron_reconcile(self):
         if not self.env["emboux.mail.sync.mixin"]._emboux_sync_configured():
             self.env["ir.cron"]._notify_progress(done=0, remaining=0)
             return
-        run = self._emboux_reconcile(progress=True)
-        done = run.imported_domains + run.imported_mailboxes + run.imported_aliases
-        self.env["ir.cron"]._notify_progress(done=done, remaining=0)
+        self._emboux_reconcile()
 
     # -- the run -------------------------------------------------------------------
     @api.model
-    def _emboux_reconcile(self, progress=False):
+    def _emboux_reconcile(self):
         mixin = self.env["emboux.mail.sync.mixin"]
         if not mixin._emboux_sync_configured():
             raise EmbouxUserError(
@@ -270,6 +331,8 @@ class EmbouxMailReconcile(models.Model):
         # before the upstream is read: a change settling meanwhile may or may
         # not show in what it answers
         unsettled = self.env["emboux.mail.sync.event"].sudo()._emboux_unsettled()
+        # the tenants' keys, then domains, mailboxes, aliases and keys compared
+        progress = _Progress(self.env, len(keys.filtered("partner_ref")) + 4)
         client = mixin._emboux_sync_client()
         try:
             upstream_domains = _all_items(client.list_domains)
@@ -279,6 +342,7 @@ class EmbouxMailReconcile(models.Model):
         except (ec.EmbouxApiError, EmbouxUserError) as error:
             # no answer, or a tenant token this server cannot decrypt
             _logger.warning("upstream reconcile: cannot read the upstream: %s", error)
+            progress.finish()
             return self.sudo().create(
                 {
                     "state": "failed",
@@ -303,9 +367,13 @@ class EmbouxMailReconcile(models.Model):
         )
         run = _Run(env, unsettled)
         run.domains(upstream_domains, owners)
+        progress.step()
         run.mailboxes(mailboxes)
+        progress.step()
         run.aliases(aliases)
+        progress.step()
         run.keys({key.with_env(env): there for key, there in settings.items()})
+        progress.step()
         counts = run.counts
         summary = (
             "Imported {imported_domains} domains, {imported_mailboxes} mailboxes, "
@@ -322,9 +390,10 @@ class EmbouxMailReconcile(models.Model):
         )
 
     @api.model
-    def _emboux_upstream_tenants(self, master, keys, progress=False):
+    def _emboux_upstream_tenants(self, master, keys, progress):
         """``({domain name: partner_ref}, {key: its upstream settings})``,
-        from each tenant key's own list of domains and its usage."""
+        from each tenant key's own list of domains and its usage; a step of
+        ``progress`` per key."""
         owners, settings = _Owners(), {}
         keys = keys.filtered("partner_ref")
         mixin = self.env["emboux.mail.sync.mixin"]
@@ -349,8 +418,5 @@ class EmbouxMailReconcile(models.Model):
                 index + 1,
                 len(keys),
             )
-            if progress:
-                self.env["ir.cron"]._notify_progress(
-                    done=index + 1, remaining=len(keys) - index - 1
-                )
+            progress.step()
         return owners, settings

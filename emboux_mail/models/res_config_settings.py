@@ -7,12 +7,20 @@ from .emboux_mail_outbound_counter import BOUNCE_MIN_VOLUME, BOUNCE_RATE_LIMIT
 from .emboux_mail_webhook import ALLOW_PRIVATE, DISABLE_AFTER_HOURS
 from .emboux_mail_webhook_event import KEEP_DAYS
 
+# the default quotas where 0 means unlimited
+UNLIMITED_QUOTAS = (
+    "emboux_default_domains_allowed",
+    "emboux_default_mailboxes_per_domain",
+    "emboux_default_aliases_per_mailbox",
+    "emboux_default_quota_mb",
+)
+
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
     emboux_upstream_url = fields.Char(
-        string="Upstream EmBoux API",
+        string="API URL",
         config_parameter="emboux_mail.upstream_url",
         help="Base URL of the EmBoux API to provision (connected mode), e.g. "
         "https://api.emboux.com. Leave empty when this database is the backend.",
@@ -34,7 +42,7 @@ class ResConfigSettings(models.TransientModel):
         default=1,
     )
     emboux_default_aliases_per_mailbox = fields.Integer(
-        string="Aliases per Address",
+        string="Aliases per Mailbox",
         config_parameter="emboux_mail.default_aliases_per_mailbox",
         default=5,
     )
@@ -193,6 +201,12 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         result = super().set_values()
+        # Settings deletes a parameter set to 0, and its default (1 mailbox,
+        # 5 aliases...) would come back: 0 is unlimited here, store it
+        params = self.env["ir.config_parameter"].sudo()
+        for name in UNLIMITED_QUOTAS:
+            if not self[name]:
+                params.set_param(self._fields[name].config_parameter, "0")
         cron = self._emboux_dns_cron()
         hours = self.emboux_dns_interval_hours
         if cron and (cron.interval_number, cron.interval_type) != (hours, "hours"):

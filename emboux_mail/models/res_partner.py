@@ -32,7 +32,40 @@ class ResPartner(models.Model):
         help="Number of domains the tenant owns, kept by the domain rules.",
     )
     emboux_mailbox_count = fields.Integer(
-        string="Mailboxes Count", compute="_compute_emboux_mailbox_count"
+        string="Mailboxes Count", compute="_compute_emboux_counts"
+    )
+    emboux_alias_count = fields.Integer(
+        string="Aliases Count", compute="_compute_emboux_counts"
+    )
+    emboux_api_key_count = fields.Integer(
+        string="API Keys Count", compute="_compute_emboux_counts"
+    )
+    emboux_domains_allowed = fields.Integer(
+        string="Domains per Customer",
+        compute="_compute_emboux_quotas",
+        help="What the customer's keys, else its plan, else Settings allow; "
+        "0 means unlimited.",
+    )
+    emboux_mailboxes_per_domain = fields.Integer(
+        string="Mailboxes per Domain",
+        compute="_compute_emboux_quotas",
+        help="0 means unlimited.",
+    )
+    emboux_aliases_per_mailbox = fields.Integer(
+        string="Aliases per Mailbox",
+        compute="_compute_emboux_quotas",
+        help="How many aliases may point at one address; 0 means unlimited.",
+    )
+    emboux_mailbox_capacity = fields.Integer(
+        string="Mailbox Capacity",
+        compute="_compute_emboux_quotas",
+        help="Mailboxes per domain times the customer's domains; 0 means unlimited.",
+    )
+    emboux_quota_mb = fields.Integer(
+        string="Mail Storage Allotted (MB)",
+        compute="_compute_emboux_quota_mb",
+        help="The sum of the storage quotas of the customer's mailboxes; 0 "
+        "means unlimited (a mailbox without quota).",
     )
     emboux_used_mb = fields.Float(
         string="Mail Storage Used (MB)",
@@ -82,13 +115,41 @@ class ResPartner(models.Model):
             )
         return super()._field_to_sql(alias, fname, query, flush)
 
-    def _compute_emboux_mailbox_count(self):
-        groups = self.env["emboux.mail.mailbox"]._read_group(
-            [("partner_id", "in", self.ids)], ["partner_id"], ["__count"]
-        )
-        counts = {partner.id: count for partner, count in groups}
+    def _compute_emboux_counts(self):
+        """The smart buttons' counts: one grouped query per model."""
+        for fname, model in (
+            ("emboux_mailbox_count", "emboux.mail.mailbox"),
+            ("emboux_alias_count", "emboux.mail.alias"),
+            ("emboux_api_key_count", "emboux.mail.api.key"),
+        ):
+            groups = self.env[model]._read_group(
+                [("partner_id", "in", self.ids)], ["partner_id"], ["__count"]
+            )
+            counts = {partner.id: count for partner, count in groups}
+            for partner in self:
+                partner[fname] = counts.get(partner.id, 0)
+
+    @api.depends("emboux_plan_id", "emboux_domain_count")
+    def _compute_emboux_quotas(self):
         for partner in self:
-            partner.emboux_mailbox_count = counts.get(partner.id, 0)
+            limits = partner._emboux_limits()
+            per_domain = limits["mailboxes_per_domain"]
+            partner.emboux_domains_allowed = limits["domains_allowed"]
+            partner.emboux_mailboxes_per_domain = per_domain
+            partner.emboux_aliases_per_mailbox = limits["aliases_per_mailbox"]
+            partner.emboux_mailbox_capacity = per_domain * partner.emboux_domain_count
+
+    def _compute_emboux_quota_mb(self):
+        groups = self.env["emboux.mail.mailbox"]._read_group(
+            [("partner_id", "in", self.ids)],
+            ["partner_id"],
+            ["quota_mb:sum", "quota_mb:min"],
+        )
+        quotas = {
+            partner.id: total if smallest else 0 for partner, total, smallest in groups
+        }
+        for partner in self:
+            partner.emboux_quota_mb = quotas.get(partner.id, 0)
 
     @api.depends("emboux_subscription_ids")
     def _compute_emboux_subscription_id(self):
@@ -236,7 +297,8 @@ class ResPartner(models.Model):
             .sudo()
             .search(
                 [
-                    ("partner_id", "=", self.id),
+                    # a form's unsaved record stands for the stored one
+                    ("partner_id", "=", self._origin.id),
                     ("active", "=", True),
                     "|",
                     ("expires_at", "=", False),
@@ -291,6 +353,12 @@ class ResPartner(models.Model):
 
     def action_view_emboux_mailboxes(self):
         return self._emboux_action("emboux_mail.emboux_mail_mailbox_action")
+
+    def action_view_emboux_aliases(self):
+        return self._emboux_action("emboux_mail.emboux_mail_alias_action")
+
+    def action_view_emboux_api_keys(self):
+        return self._emboux_action("emboux_mail.emboux_mail_api_key_action")
 
     def _emboux_action(self, xmlid):
         action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)

@@ -16,8 +16,9 @@ registry.category("web_tour.tours").add("emboux_mail_backend_tour", {
             run: "click",
         },
         {
-            content: "The app opens on the domains",
-            trigger: ".o_breadcrumb:contains(Domains)",
+            content: "Open the domains",
+            trigger: '.o_menu_sections [data-menu-xmlid="emboux_mail.emboux_mail_domain_menu"]',
+            run: "click",
         },
         {
             content: "Create a domain",
