@@ -59,13 +59,22 @@ class EmbouxMailApiKey(models.Model):
         string="Own Quotas", help="Use the quotas below instead of the plan's."
     )
     domains_allowed = fields.Integer(
-        compute="_compute_quotas", store=True, readonly=False
+        string="Domains per Customer",
+        compute="_compute_quotas",
+        store=True,
+        readonly=False,
     )
     mailboxes_per_domain = fields.Integer(
-        compute="_compute_quotas", store=True, readonly=False
+        string="Mailboxes per Domain",
+        compute="_compute_quotas",
+        store=True,
+        readonly=False,
     )
     aliases_per_mailbox = fields.Integer(
-        compute="_compute_quotas", store=True, readonly=False
+        string="Aliases per Mailbox",
+        compute="_compute_quotas",
+        store=True,
+        readonly=False,
     )
     domains_used = fields.Integer(related="partner_id.emboux_domain_count")
     token_index = fields.Char(readonly=True, copy=False, index=True)
