@@ -80,6 +80,14 @@ def shots(ids):
     return [
         Shot(
             "emboux_mail",
+            "screenshot_overview.png",
+            OPERATOR,
+            "/odoo/action-emboux_mail.emboux_mail_overview_action",
+            "document.readyState === 'complete'"
+            " && !!document.querySelector('.o_emboux_overview .o_emboux_kpi')",
+        ),
+        Shot(
+            "emboux_mail",
             "screenshot_domain.png",
             OPERATOR,
             f"/odoo/action-emboux_mail.emboux_mail_domain_action/{domain}",
