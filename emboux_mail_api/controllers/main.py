@@ -15,12 +15,25 @@ from odoo import http, release
 from odoo.exceptions import AccessDenied, AccessError, MissingError, UserError
 from odoo.http import request
 
+from odoo.addons.emboux_mail.models.emboux_mail_domain import SUSPENSION_REASONS
 from odoo.addons.emboux_mail.models.emboux_mail_security_log import API_KEY_CONTEXT
-from odoo.addons.emboux_mail.services import names
+from odoo.addons.emboux_mail.services import dns_checker, names, passwords
 
 from ..services import openapi
 from ..services.openapi import Route
-from ..services.validation import Field, RequestInvalid, error, parse_json, validate
+from ..services.validation import (
+    ALIAS_SOURCE,
+    DOMAIN,
+    EMAIL,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_PATTERN,
+    URL_PATTERN,
+    Field,
+    RequestInvalid,
+    error,
+    parse_json,
+    validate,
+)
 from .responses import error_response, json_abort, json_response
 
 _logger = logging.getLogger(__name__)
@@ -35,57 +48,100 @@ TOKEN = Field(
     pattern=r"[A-Za-z0-9._~+=-]{16,256}",
     description="The key itself, chosen by the caller (16 to 256 URL-safe characters).",
 )
+# what a datetime given to the API may look like
+WHEN = "RFC 3339, or ISO 8601 without an offset (UTC), from the year 1000"
 QUOTAS = {
     "domains_allowed": Field("int", minimum=0, description="0 = unlimited"),
     "mailboxes_per_domain": Field("int", minimum=0),
     "aliases_per_mailbox": Field("int", minimum=0),
     "active": Field("bool"),
-    "expires_at": Field("datetime", nullable=True, description="null = never"),
+    "expires_at": Field(
+        "datetime",
+        nullable=True,
+        description=f"{WHEN}; null = never",
+    ),
 }
 TEXT = Field("str", required=True, min_length=1)
+DOMAIN_NAME = Field("str", required=True, min_length=1, syntax=DOMAIN)
+ADDRESS = Field("str", required=True, min_length=1, syntax=EMAIL)
+# the mailbox password policy (``passwords``), which the rules check; its
+# minimum length is a setting, published as it stands (``_live_rules``)
+PASSWORD = Field(
+    "str",
+    required=True,
+    min_length=1,
+    rules={
+        "minLength": passwords.MIN_LENGTH,
+        "maxLength": PASSWORD_MAX_LENGTH,
+        "pattern": PASSWORD_PATTERN,
+    },
+    description="No control characters; it must not contain the mailbox's "
+    "local part (422 otherwise).",
+)
 LIMIT = Field(
     "int",
     minimum=0,
     description="Messages; 0 = unlimited (master only). A customer may set 1 "
     "to its plan's maximum.",
 )
+TIERS = Field("str", choices=("shared", "dedicated"), description="Master only")
+ENFORCEMENTS = Field(
+    "str",
+    choices=("soft", "hard"),
+    description="Master only: soft sends and bills the overage, hard refuses",
+)
+STATUSES = Field("str", choices=("active", "suspended"), description="Master only")
 OUTBOUND = {
     "outbound_daily_limit": LIMIT,
     "outbound_monthly_limit": LIMIT,
-    "outbound_tier": Field(
-        "str", choices=("shared", "dedicated"), description="Master only"
-    ),
-    "outbound_enforcement": Field(
-        "str",
-        choices=("soft", "hard"),
-        description="Master only: soft sends and bills the overage, hard refuses",
-    ),
-    "outbound_status": Field(
-        "str", choices=("active", "suspended"), description="Master only"
-    ),
+    "outbound_tier": TIERS,
+    "outbound_enforcement": ENFORCEMENTS,
+    "outbound_status": STATUSES,
 }
+REASONS = tuple(code for code, _label in SUSPENSION_REASONS)
 EVENTS = Field(
     "list",
     required=True,
+    rules={"minItems": 1},
     description="The event types it hears, such as mailbox.created",
 )
+URL = Field(
+    "str",
+    required=True,
+    min_length=1,
+    pattern=URL_PATTERN,
+    mismatch="Webhook URL refused: not an http(s) URL",
+    description="http(s) to a public address (422 otherwise)",
+)
+KEY_SETTINGS = {
+    "domains_allowed": "int",
+    "mailboxes_per_domain": "int",
+    "aliases_per_mailbox": "int",
+    "active": "bool",
+    "expires_at": "stamp?",
+}
 SCHEMAS = {
-    "Domain": {"id": "int", "name": "str", "created_at": "str"},
+    "Domain": {"id": "int", "name": "str", "created_at": "stamp"},
     "DomainItem": {
         "id": "int",
         "name": "str",
-        "created_at": "str",
+        "created_at": "stamp",
         "verified": "bool",
         "suspended": "bool",
-        "suspension_reason": "str",
-        "parent_domain": "str",
+        "suspension_reason": Field("str", choices=REASONS, nullable=True),
+        "parent_domain": "str?",
         "is_wildcard": "bool",
     },
     "Verification": {
         "name": "str",
         "verification_token": "str",
         "verified": "bool",
-        "dns_records": "array",
+        "dns_records": {
+            "type": "array",
+            "items": openapi.object_schema(
+                {"record_type": "str", "name": "str", "value": "str"}
+            ),
+        },
         "message": "str",
     },
     "Mailbox": {
@@ -93,50 +149,69 @@ SCHEMAS = {
         "domain_id": "int",
         "email": "str",
         "quota_mb": "int",
-        "created_at": "str",
+        "created_at": "stamp",
     },
     "Alias": {
         "id": "int",
         "domain_id": "int",
         "source": "str",
         "destination": "str",
-        "created_at": "str",
+        "created_at": "stamp",
     },
     "ApiKey": {
         "id": "int",
         "token": "str",
-        "partner_ref": "str",
-        "domains_allowed": "int",
+        "partner_ref": "str?",
         "domains_used": "int",
-        "mailboxes_per_domain": "int",
-        "aliases_per_mailbox": "int",
-        "active": "bool",
-        "expires_at": "str",
-        "created_at": "str",
-        "last_used_at": "str",
+        **KEY_SETTINGS,
+        "created_at": "stamp",
+        "last_used_at": "stamp?",
     },
     "Registration": {
         "name": "str",
         "verification_token": "str",
-        "dkim_tokens": "array",
+        # a provider's DKIM tokens, listed or keyed by token
+        "dkim_tokens": {"type": ["array", "object"]},
         "verified": "bool",
-        "dns_records": "array",
+        "dns_records": "objects",
         "provider": "str",
     },
-    "Parent": {"name": "str", "parent_domain": "str", "is_wildcard": "bool"},
-    "Owner": {"name": "str", "partner_ref": "str", "previous_partner_ref": "str"},
+    "Parent": {"name": "str", "parent_domain": "str?", "is_wildcard": "bool"},
+    "Owner": {"name": "str", "partner_ref": "str?", "previous_partner_ref": "str?"},
     "Suspension": {"name": "str", "suspended": "bool", "message": "str"},
-    "DnsCheck": {"name": "str", "all_ok": "bool", "records": "array"},
+    "DnsCheck": {
+        "name": "str",
+        "all_ok": "bool",
+        "records": {
+            "type": "array",
+            "items": openapi.object_schema(
+                {
+                    "record_type": "str",
+                    "name": "str",
+                    "expected": "str",
+                    "status": Field(
+                        "str",
+                        choices=(
+                            dns_checker.OK,
+                            dns_checker.MISSING,
+                            dns_checker.INCORRECT,
+                            dns_checker.UNKNOWN,
+                        ),
+                    ),
+                }
+            ),
+        },
+    },
     "Message": {"message": "str"},
     "Outbound": {
         "name": "str",
-        "outbound_tier": "str",
-        "outbound_status": "str",
+        "outbound_tier": TIERS,
+        "outbound_status": STATUSES,
         "outbound_daily_limit": "int",
         "outbound_monthly_limit": "int",
         "outbound_sent_today": "int",
         "outbound_sent_month": "int",
-        "outbound_enforcement": "str",
+        "outbound_enforcement": ENFORCEMENTS,
         "bounce_count": "int",
         "complaint_count": "int",
         "bounce_rate": "number",
@@ -148,7 +223,7 @@ SCHEMAS = {
         "outbound_sent_today": "int",
         "outbound_sent_month": "int",
         "allowed": "bool",
-        "reason": "str",
+        "reason": "str?",
     },
     "Transfer": {
         "name": "str",
@@ -159,47 +234,75 @@ SCHEMAS = {
     "Retention": {"name": "str", "retention_days": "int"},
     "Usage": {
         "token": "str",
-        "partner_ref": "str",
-        "since": "str",
+        "partner_ref": "str?",
+        "since": "stamp?",
         "requests": "int",
-        "by_route": "object",
+        "by_route": "counts",
         "domains_used": "int",
-        "last_used_at": "str",
-        "domains_allowed": "int",
-        "mailboxes_per_domain": "int",
-        "aliases_per_mailbox": "int",
-        "active": "bool",
-        "expires_at": "str",
+        "last_used_at": "stamp?",
+        **KEY_SETTINGS,
     },
     "Webhook": {
         "id": "int",
         "url": "str",
-        "events": "list",
-        "partner_ref": "str",
+        "events": "strings",
+        "partner_ref": "str?",
         "active": "bool",
-        "disabled_reason": "str",
+        "disabled_reason": "str?",
         "secret": "str",
     },
 }
-# fields whose syntax the rules check, by name in the API's bodies
-NAME_KINDS = {
-    "name": names.normalize_domain,
-    "domain_name": names.normalize_domain,
-    "parent_domain": names.normalize_domain,
-    "email": names.normalize_email,
-    "destination": names.normalize_email,
-    "source": names.normalize_alias_source,
+# answered only where the route says so (created, or rotated)
+OPTIONAL_ANSWERS = {"Webhook": ("secret",)}
+# a path parameter names a resource: never a slash (that is another path)
+SEGMENT = {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+PATH_PARAMS = {
+    "domain_name": {**SEGMENT, "example": "mycompany.com"},
+    "email": {**SEGMENT, "example": "hello@mycompany.com"},
+    "source": {**SEGMENT, "example": "info@mycompany.com"},
+    "token": {**SEGMENT, "example": "emb_k7f2a9xP3mNq8Zr4"},
+    "webhook_id": {**SEGMENT, "example": "1"},
+}
+
+# the documented examples (EmBoux's own pages), completed with what this API
+# adds to them
+DOMAIN_STATE = {
+    "verified": True,
+    "suspended": False,
+    "suspension_reason": None,
+    "parent_domain": None,
+    "is_wildcard": False,
+}
+MAILBOX = {"id": 1, "domain_id": 1, "email": "hello@mycompany.com", "quota_mb": 2048}
+ALIAS = {
+    "id": 1,
+    "domain_id": 1,
+    "source": "info@mycompany.com",
+    "destination": "hello@mycompany.com",
+}
+API_KEY = {
+    "id": 1,
+    "token": "emb_k7f2a9xP3mNq8Zr4",
+    "partner_ref": "partner_42",
+    "domains_allowed": 10,
+    "domains_used": 0,
+    "mailboxes_per_domain": 5,
+    "aliases_per_mailbox": 20,
+    "active": True,
+    "expires_at": "2026-12-31T23:59:59",
+    "created_at": "2025-01-15T10:00:00",
+    "last_used_at": None,
 }
 
 
-def _check_names(body):
+def _check_names(route, body):
     """422 for a syntactically invalid domain or address, at its field."""
     errors = []
-    for field, normalize in NAME_KINDS.items():
-        if body.get(field) is None:
+    for field, spec in route.body.items():
+        if not spec.syntax or body.get(field) is None:
             continue
         try:
-            normalize(body[field])
+            spec.syntax.normalize(body[field])
         except names.InvalidName as exc:
             rules = request.env["emboux.mail.domain"]
             message = "Value error, " + rules._emboux_invalid_name_message(exc, field)
@@ -267,7 +370,7 @@ def _serve(route, handler, controller, path_values):
                 text = "\x00"
             data = parse_json(text) if route.body_required or text.strip() else {}
             body = validate(route.body, data, "body")
-            _check_names(body)
+            _check_names(route, body)
         query = validate(route.query, httprequest.args.to_dict(), "query")
         result = handler(controller, api, caller, body=body, query=query, **path_values)
         request.env.cr.flush()
@@ -341,13 +444,24 @@ def api_route(route):
     return decorator
 
 
-def _with_event_types(route, event_types):
-    """``route`` as documented: its ``events`` are one of ``event_types``
-    (the database's, which the description alone does not know)."""
-    if "events" not in route.body:
-        return route
-    events = dataclasses.replace(route.body["events"], choices=tuple(event_types))
-    return dataclasses.replace(route, body={**route.body, "events": events})
+def _live_rules(env):
+    """What the rules take from the database, as changes to the body fields
+    they concern: the event types an endpoint may hear, the passwords'
+    minimum length. The document publishes them as they stand."""
+    minimum = env["emboux.mail.mailbox"]._emboux_password_min_length()
+    return {
+        "events": {"choices": tuple(env["emboux.mail.api"]._api_webhook_event_types())},
+        "password": {"rules": {**PASSWORD.rules, "minLength": minimum}},
+    }
+
+
+def _documented(route, live):
+    """``route`` with the ``live`` rules of its body fields."""
+    body = {
+        name: dataclasses.replace(spec, **live[name]) if name in live else spec
+        for name, spec in route.body.items()
+    }
+    return dataclasses.replace(route, body=body)
 
 
 class EmbouxApiController(http.Controller):
@@ -358,8 +472,12 @@ class EmbouxApiController(http.Controller):
             "/domains/",
             "Create a domain",
             body={
-                "name": TEXT,
-                "partner_ref": Field("str", nullable=True),
+                "name": DOMAIN_NAME,
+                "partner_ref": Field(
+                    "str",
+                    nullable=True,
+                    description="Master only: the tenant that owns it.",
+                ),
                 "verified": Field(
                     "bool",
                     description="Master only: false to have the owner prove "
@@ -380,13 +498,39 @@ class EmbouxApiController(http.Controller):
                 (400, "Domain is a public suffix"),
                 (403, "Domain quota exceeded: U/A"),
             ),
+            example={"name": "mycompany.com", "partner_ref": "partner_42"},
+            answer={
+                "id": 1,
+                "name": "mycompany.com",
+                "created_at": "2025-01-15T10:30:00",
+            },
         )
     )
     def domain_create(self, api, caller, body, query):
         return api._api_domain_create(caller, body["name"], body)
 
     @api_route(
-        Route("GET", "/domains/", "List domains", query=PAGING, response="[DomainItem]")
+        Route(
+            "GET",
+            "/domains/",
+            "List domains",
+            query=PAGING,
+            response="[DomainItem]",
+            answer=[
+                {
+                    "id": 2,
+                    "name": "example.org",
+                    "created_at": "2025-01-16T08:00:00",
+                    **DOMAIN_STATE,
+                },
+                {
+                    "id": 1,
+                    "name": "mycompany.com",
+                    "created_at": "2025-01-15T10:30:00",
+                    **DOMAIN_STATE,
+                },
+            ],
+        )
     )
     def domain_list(self, api, caller, body, query):
         return api._api_domain_list(caller, query.get("limit"), query.get("offset"))
@@ -414,6 +558,14 @@ class EmbouxApiController(http.Controller):
                 (400, "Parent domain is not a verified wildcard"),
                 (404, "Domain not found"),
             ),
+            answer={
+                "name": "client1.example.com",
+                "verification_token": "",
+                "dkim_tokens": [],
+                "verified": True,
+                "dns_records": [],
+                "provider": "mailgun",
+            },
         )
     )
     def domain_register_subdomain(self, api, caller, body, query, domain_name):
@@ -438,15 +590,20 @@ class EmbouxApiController(http.Controller):
             "Set a domain's parent and wildcard mode",
             master=True,
             body={
-                "parent_domain": Field("str", nullable=True),
+                "parent_domain": Field(
+                    "str", nullable=True, syntax=DOMAIN, description="null clears it"
+                ),
                 "is_wildcard": Field("bool"),
             },
             response="Parent",
             errors=(
+                (400, "<parent> is not a parent of <domain>"),
                 (403, "Master token required"),
                 (404, "Domain not found"),
                 (404, "Parent domain not found"),
             ),
+            example={"is_wildcard": True},
+            answer={"name": "ganemo.com", "parent_domain": None, "is_wildcard": True},
         )
     )
     def domain_parent(self, api, caller, body, query, domain_name):
@@ -459,6 +616,24 @@ class EmbouxApiController(http.Controller):
             "Check the domain's MX, SPF, DKIM and DMARC records",
             response="DnsCheck",
             errors=((404, "Domain not found"),),
+            answer={
+                "name": "ganemo.com",
+                "all_ok": True,
+                "records": [
+                    {
+                        "record_type": "MX",
+                        "name": "ganemo.com",
+                        "expected": "mx1.emboux.com",
+                        "status": "ok",
+                    },
+                    {
+                        "record_type": "TXT",
+                        "name": "ganemo.com",
+                        "expected": "include:emboux.com",
+                        "status": "ok",
+                    },
+                ],
+            },
         )
     )
     def domain_dns_check(self, api, caller, body, query, domain_name):
@@ -470,13 +645,23 @@ class EmbouxApiController(http.Controller):
             "/domains/{domain_name}/owner",
             "Move a domain to another tenant, or orphan it",
             master=True,
-            body={"partner_ref": Field("str", required=True, nullable=True)},
+            body={
+                "partner_ref": Field(
+                    "str", required=True, nullable=True, description="null orphans it"
+                )
+            },
             response="Owner",
             errors=(
                 (400, "No active api_key for partner_ref=<value>"),
                 (403, "Master token required"),
                 (404, "Domain not found"),
             ),
+            example={"partner_ref": "partner_42"},
+            answer={
+                "name": "client.example.com",
+                "partner_ref": "partner_42",
+                "previous_partner_ref": "partner_17",
+            },
         )
     )
     def domain_owner(self, api, caller, body, query, domain_name):
@@ -490,13 +675,18 @@ class EmbouxApiController(http.Controller):
             query={
                 "reason": Field(
                     "str",
-                    pattern="^(operator|billing|customer)$",
+                    choices=REASONS,
                     description="Who suspends (master keys only; a tenant's "
                     "key always suspends as the customer)",
                 )
             },
             response="Suspension",
             errors=((404, "Domain not found"),),
+            answer={
+                "name": "mycompany.com",
+                "suspended": True,
+                "message": "Domain suspended",
+            },
         )
     )
     def domain_suspend(self, api, caller, body, query, domain_name):
@@ -514,6 +704,11 @@ class EmbouxApiController(http.Controller):
                 (403, "Domain suspended for billing"),
                 (404, "Domain not found"),
             ),
+            answer={
+                "name": "client.example.com",
+                "suspended": False,
+                "message": "Domain activated",
+            },
         )
     )
     def domain_activate(self, api, caller, body, query, domain_name):
@@ -545,6 +740,7 @@ class EmbouxApiController(http.Controller):
                 (403, "Outbound limit exceeds plan maximum (N)"),
                 (404, "Domain not found"),
             ),
+            example={"outbound_daily_limit": 500, "outbound_monthly_limit": 10000},
         )
     )
     def domain_outbound_set(self, api, caller, body, query, domain_name):
@@ -577,6 +773,11 @@ class EmbouxApiController(http.Controller):
             "Read a domain's monthly transfer ceiling and use",
             response="Transfer",
             errors=((404, "Domain not found"),),
+            answer={
+                "name": "mycompany.com",
+                "transfer_monthly_mb": 10240,
+                "transfer_used_mb": 0.0,
+            },
         )
     )
     def domain_transfer(self, api, caller, body, query, domain_name):
@@ -608,6 +809,7 @@ class EmbouxApiController(http.Controller):
             "Read how long a domain keeps its mail",
             response="Retention",
             errors=((404, "Domain not found"),),
+            answer={"name": "mycompany.com", "retention_days": 60},
         )
     )
     def domain_retention(self, api, caller, body, query, domain_name):
@@ -633,6 +835,7 @@ class EmbouxApiController(http.Controller):
                 (403, "Retention exceeds plan maximum (N days)"),
                 (404, "Domain not found"),
             ),
+            example={"retention_days": 60},
         )
     )
     def domain_retention_set(self, api, caller, body, query, domain_name):
@@ -644,7 +847,7 @@ class EmbouxApiController(http.Controller):
             "POST",
             "/users/",
             "Create a mailbox",
-            body={"domain_name": TEXT, "email": TEXT, "password": TEXT},
+            body={"domain_name": DOMAIN_NAME, "email": ADDRESS, "password": PASSWORD},
             status=201,
             response="Mailbox",
             errors=(
@@ -654,6 +857,12 @@ class EmbouxApiController(http.Controller):
                 (403, "Mailbox quota exceeded for this domain"),
                 (404, "Domain not found"),
             ),
+            example={
+                "domain_name": "mycompany.com",
+                "email": "hello@mycompany.com",
+                "password": "secure-pass-123",
+            },
+            answer={**MAILBOX, "created_at": "2025-01-15T10:31:00"},
         )
     )
     def mailbox_create(self, api, caller, body, query):
@@ -663,7 +872,12 @@ class EmbouxApiController(http.Controller):
 
     @api_route(
         Route(
-            "GET", "/users/", "List mailboxes", query=LIST_QUERY, response="[Mailbox]"
+            "GET",
+            "/users/",
+            "List mailboxes",
+            query=LIST_QUERY,
+            response="[Mailbox]",
+            answer=[{**MAILBOX, "created_at": "2025-01-15T10:31:00"}],
         )
     )
     def mailbox_list(self, api, caller, body, query):
@@ -676,9 +890,11 @@ class EmbouxApiController(http.Controller):
             "PUT",
             "/users/{email}",
             "Change a mailbox password",
-            body={"password": TEXT},
+            body={"password": PASSWORD},
             response="Message",
             errors=((403, "Domain suspended"), (404, "Mailbox not found")),
+            example={"password": "new-secure-pass"},
+            answer={"message": "Contraseña actualizada correctamente"},
         )
     )
     def mailbox_password(self, api, caller, body, query, email):
@@ -703,6 +919,7 @@ class EmbouxApiController(http.Controller):
             "Read a mailbox's storage quota and use",
             response="Quota",
             errors=((404, "Mailbox not found"),),
+            answer={"email": "hello@mycompany.com", "quota_mb": 2048, "used_mb": 0.0},
         )
     )
     def mailbox_quota(self, api, caller, body, query, email):
@@ -727,6 +944,7 @@ class EmbouxApiController(http.Controller):
                 (403, "Storage quota exceeds plan maximum (N MB)"),
                 (404, "Mailbox not found"),
             ),
+            example={"quota_mb": 4096},
         )
     )
     def mailbox_quota_set(self, api, caller, body, query, email):
@@ -738,7 +956,13 @@ class EmbouxApiController(http.Controller):
             "POST",
             "/aliases/",
             "Create an alias (source @domain.tld for a catch-all)",
-            body={"domain_name": TEXT, "source": TEXT, "destination": TEXT},
+            body={
+                "domain_name": DOMAIN_NAME,
+                "source": Field(
+                    "str", required=True, min_length=1, syntax=ALIAS_SOURCE
+                ),
+                "destination": ADDRESS,
+            },
             status=201,
             response="Alias",
             errors=(
@@ -748,6 +972,12 @@ class EmbouxApiController(http.Controller):
                 (403, "Domain suspended"),
                 (404, "Domain not found"),
             ),
+            example={
+                "domain_name": "mycompany.com",
+                "source": "info@mycompany.com",
+                "destination": "hello@mycompany.com",
+            },
+            answer={**ALIAS, "created_at": "2025-01-15T10:35:00"},
         )
     )
     def alias_create(self, api, caller, body, query):
@@ -756,7 +986,14 @@ class EmbouxApiController(http.Controller):
         )
 
     @api_route(
-        Route("GET", "/aliases/", "List aliases", query=LIST_QUERY, response="[Alias]")
+        Route(
+            "GET",
+            "/aliases/",
+            "List aliases",
+            query=LIST_QUERY,
+            response="[Alias]",
+            answer=[{**ALIAS, "created_at": "2025-01-15T10:35:00"}],
+        )
     )
     def alias_list(self, api, caller, body, query):
         return api._api_alias_list(
@@ -786,6 +1023,15 @@ class EmbouxApiController(http.Controller):
             status=201,
             response="ApiKey",
             errors=((400, "API key already exists"), (403, "Master token required")),
+            example={
+                "token": API_KEY["token"],
+                "partner_ref": "partner_42",
+                "domains_allowed": 10,
+                "mailboxes_per_domain": 5,
+                "aliases_per_mailbox": 20,
+                "expires_at": "2026-12-31T23:59:59Z",
+            },
+            answer=API_KEY,
         )
     )
     def api_key_create(self, api, caller, body, query):
@@ -800,6 +1046,8 @@ class EmbouxApiController(http.Controller):
             body=QUOTAS,
             response="ApiKey",
             errors=((403, "Master token required"), (404, "API key not found")),
+            example={"domains_allowed": 20, "active": True},
+            answer={**API_KEY, "domains_allowed": 20},
         )
     )
     def api_key_update(self, api, caller, body, query, token):
@@ -824,7 +1072,7 @@ class EmbouxApiController(http.Controller):
             "/api-keys/{token}/usage",
             "Requests made with an API key",
             master=True,
-            query={"since": Field("datetime")},
+            query={"since": Field("datetime", description=WHEN)},
             response="Usage",
             errors=((403, "Master token required"), (404, "API key not found")),
         )
@@ -840,7 +1088,7 @@ class EmbouxApiController(http.Controller):
             "Create a webhook endpoint; its signing secret is answered only here",
             master=True,
             body={
-                "url": TEXT,
+                "url": URL,
                 "events": EVENTS,
                 "partner_ref": Field(
                     "str",
@@ -851,6 +1099,11 @@ class EmbouxApiController(http.Controller):
             },
             status=201,
             response="Webhook",
+            example={
+                "url": "https://hooks.example.com/emboux",
+                "events": ["mailbox.created"],
+                "partner_ref": "partner_42",
+            },
             errors=(
                 (403, "Master token required"),
                 (404, "Customer not found"),
@@ -897,7 +1150,7 @@ class EmbouxApiController(http.Controller):
             "Change a webhook endpoint, or rotate its signing secret",
             master=True,
             body={
-                "url": Field("str", min_length=1),
+                "url": dataclasses.replace(URL, required=False),
                 "events": dataclasses.replace(EVENTS, required=False),
                 "active": Field(
                     "bool", description="true also clears the disabled_reason"
@@ -944,9 +1197,13 @@ class EmbouxApiController(http.Controller):
         save_session=False,
     )
     def openapi_document(self):
-        event_types = request.env["emboux.mail.api"]._api_webhook_event_types()
-        routes = [_with_event_types(route, event_types) for route in ROUTES]
+        live = _live_rules(request.env(su=True))
         document = openapi.build(
-            routes, SCHEMAS, "EmBoux API (Odoo)", release.major_version
+            [_documented(route, live) for route in ROUTES],
+            SCHEMAS,
+            "EmBoux API (Odoo)",
+            release.major_version,
+            path_params=PATH_PARAMS,
+            optional=OPTIONAL_ANSWERS,
         )
         return json_response(document)

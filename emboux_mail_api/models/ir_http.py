@@ -1,9 +1,9 @@
 import functools
 
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from odoo import http, models
-from odoo.http import request
+from odoo.http import Response, request
 from odoo.tools import SQL, config
 
 from ..controllers.main import ROUTES
@@ -112,6 +112,12 @@ class IrHttp(models.AbstractModel):
         if not rule.endpoint.routing.get("emboux_api"):
             return
         httprequest = request.httprequest
+        if httprequest.method == "OPTIONS":
+            # Odoo lets every route answer OPTIONS (for CORS preflights),
+            # which would run the route: it only tells what the path allows
+            adapter = rule.map.bind_to_environ(httprequest.environ)
+            allow = ", ".join(sorted(adapter.allowed_methods()))
+            raise HTTPException(response=Response(status=204, headers={"Allow": allow}))
         # the API answers from the one database this URL serves, never from
         # whichever database a session cookie happens to name
         if served_databases(request.env.cr, httprequest.host) != [request.db]:

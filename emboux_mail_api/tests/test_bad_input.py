@@ -2,6 +2,8 @@
 413 over 1 MiB, and what FastAPI tolerates (unknown fields) still works.
 ``api()`` itself fails any 5xx."""
 
+from urllib.parse import quote
+
 from .common import DOMAIN_KEYS, JSON, EmbouxApiCase
 
 SQL = "x'; DROP TABLE emboux_mail_domain; --"
@@ -239,3 +241,74 @@ class TestBadInput(EmbouxApiCase):
         self.assertDetail(response, 404, "Mailbox not found")
         response = self.as_a("DELETE", "/aliases/a%00b@nul.example")
         self.assertDetail(response, 404, "Alias not found")
+
+    def test_integral_numbers(self):
+        """An integer may be written ``10.0``: JSON Schema's integers, which
+        the OpenAPI document promises, include it; ``10.5`` is none."""
+        self.create_domain("float.example")
+        self.create_mailbox("box@float.example")
+        path = "/users/box@float.example/quota"
+        response = self.as_a("PUT", path, json={"quota_mb": 10.0})
+        self.assertEqual((response.status_code, response.json()["quota_mb"]), (200, 10))
+        self.assertInvalid(
+            self.as_a("PUT", path, json={"quota_mb": 10.5}), ["body", "quota_mb"]
+        )
+        response = self.as_a("PUT", path, json={"quota_mb": 2.0**31})
+        self.assertInvalid(response, ["body", "quota_mb"], "less_than_equal")
+
+    def test_datetimes_at_the_ends_of_the_calendar(self):
+        """The last instant of the calendar west of UTC is past what Python
+        represents: the latest datetime, never a server error; a year
+        before 1000 is refused (answers spell the year in four digits)."""
+        token = "emb_calendar_end_key_0001"
+        self.secrets.add(token)
+        body = {
+            "token": token,
+            "partner_ref": "partner_42",
+            "expires_at": "9999-12-31T23:00:00-05:00",
+        }
+        response = self.master("POST", "/api-keys/", json=body)
+        self.assertEqual(response.status_code, 201, response.text)
+        self.assertEqual(response.json()["expires_at"], "9999-12-31T23:59:59")
+        for value in ("0191-08-30T14:42:22Z", "0001-01-01T00:00:00+01:00"):
+            with self.subTest(value=value):
+                response = self.master(
+                    "PUT", f"/api-keys/{token}", json={"expires_at": value}
+                )
+                self.assertInvalid(response, ["body", "expires_at"], "datetime_parsing")
+                response = self.master(
+                    "GET", f"/api-keys/{token}/usage?since={quote(value)}"
+                )
+                self.assertInvalid(response, ["query", "since"], "datetime_parsing")
+
+    def test_options_runs_nothing(self):
+        """OPTIONS on an API path tells what it allows: Odoo would run the
+        route itself (its routes all take OPTIONS, for CORS)."""
+        webhooks = (
+            self.env["emboux.mail.webhook"].sudo().with_context(active_test=False)
+        )
+        existing = webhooks.search_count([])
+        for token, path, body in (
+            (self.TOKEN_A, "/domains/", {"name": "options.example"}),
+            (self.MASTER, "/webhooks/", {"url": "http://a.example/", "events": []}),
+        ):
+            with self.subTest(path=path):
+                response = self.api("OPTIONS", path, token, json=body)
+                self.assertEqual(response.status_code, 204)
+                self.assertEqual(response.headers["Allow"], "GET, HEAD, OPTIONS, POST")
+        self.assertFalse(
+            self.env["emboux.mail.domain"].search([("name", "=", "options.example")])
+        )
+        self.assertEqual(webhooks.search_count([]), existing)
+
+    def test_webhook_url_shape(self):
+        """A URL that is not http(s) to a host is refused at its field before
+        the address guard reads it (a bracket left open made it fail)."""
+        body = {"events": ["mailbox.created"]}
+        for url in ("http://[::1", "http://[zz]/", "https:///hook", "http://a b/"):
+            with self.subTest(url=url):
+                response = self.master("POST", "/webhooks/", json={**body, "url": url})
+                error = self.assertInvalid(response, ["body", "url"])
+                self.assertEqual(
+                    error["msg"], "Webhook URL refused: not an http(s) URL"
+                )

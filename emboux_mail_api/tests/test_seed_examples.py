@@ -214,3 +214,53 @@ class TestSeedExamples(EmbouxApiCase):
             "POST", "/users/", self.TOKEN_A, data % (("none.example",) * 2), JSON
         )
         self.assertDetail(response, 404, "Domain not found")
+
+    # -- /openapi.json -----------------------------------------------------------------
+    def test_published_examples(self):
+        """The document shows the seed pages' own examples."""
+        paths = self.api("GET", "/openapi.json").json()["paths"]
+
+        def example(method, path, status=None):
+            operation = paths[path][method]
+            if status:
+                content = operation["responses"][status]["content"]
+            else:
+                content = operation["requestBody"]["content"]
+            return content[JSON]["example"]
+
+        self.assertEqual(
+            example("post", "/domains/"),
+            {"name": "mycompany.com", "partner_ref": "partner_42"},
+        )
+        self.assertEqual(
+            example("post", "/domains/", "201"),
+            {"id": 1, "name": "mycompany.com", "created_at": "2025-01-15T10:30:00"},
+        )
+        self.assertEqual(
+            [d["name"] for d in example("get", "/domains/", "200")],
+            ["example.org", "mycompany.com"],
+        )
+        self.assertEqual(
+            example("post", "/domains/{domain_name}/register-subdomain", "200"),
+            SEED_REGISTRATION,
+        )
+        self.assertEqual(
+            example("put", "/domains/{domain_name}/owner", "200"),
+            {
+                "name": "client.example.com",
+                "partner_ref": "partner_42",
+                "previous_partner_ref": "partner_17",
+            },
+        )
+        self.assertEqual(
+            example("post", "/users/"),
+            {
+                "domain_name": "mycompany.com",
+                "email": "hello@mycompany.com",
+                "password": "secure-pass-123",
+            },
+        )
+        self.assertEqual(
+            example("put", "/users/{email}", "200"),
+            {"message": "Contraseña actualizada correctamente"},
+        )
