@@ -67,8 +67,12 @@ def signed_headers(message_id, signing_secrets, payload, now=None):
 def check_url(url, allow_private=False):
     """Refuse what is not http(s) to a public address: a webhook must not
     reach the server's own network (loopback, private, link-local, ...)."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url or "")
+        hostname = parts.hostname
+    except ValueError as error:  # such as an unclosed IPv6 bracket
+        raise UnsafeAddress("not an http(s) URL") from error
+    if parts.scheme not in ("http", "https") or not hostname:
         raise UnsafeAddress("not an http(s) URL")
     if allow_private:
         return

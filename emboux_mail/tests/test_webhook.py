@@ -250,7 +250,13 @@ class TestWebhookEvents(WebhookSetup, TransactionCase):
             "http://[::ffff:127.0.0.1]/",
             "http://localhost:8069/",
         )
-        not_http = ("ftp://example.com/", "file:///etc/passwd", "javascript:x", "")
+        not_http = (
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "javascript:x",
+            "",
+            "http://[::1",
+        )
         self.params.set_param(ALLOW_PRIVATE, "0")
         for url in private + not_http:
             with self.subTest(url=url), self.assertRaises(ValidationError):

@@ -43,7 +43,7 @@ PASSWORD_PATTERN = rf"{_PRINTABLE}*[^\s\x00-\x1f\x7f-\x9f]{_PRINTABLE}*"
 PASSWORD_MAX_LENGTH = passwords.MAX_BYTES // 4
 # an http(s) URL whose host ``webhooks.check_url`` then weighs
 URL_PATTERN = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#]\S*)?"
-# a timestamp as the API answers it (``stamps.TIMESTAMP``)
+# a timestamp as the API answers it (``stamps.stamp``)
 STAMP_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
 # a datetime given to the API: ISO 8601 from the year 1000, whose answers
 # spell the year in four digits

@@ -2,8 +2,12 @@
 413 over 1 MiB, and what FastAPI tolerates (unknown fields) still works.
 ``api()`` itself fails any 5xx."""
 
+from datetime import datetime
 from urllib.parse import quote
 
+from odoo.addons.emboux_mail.services.stamps import stamp
+
+from ..services.validation import STAMP_PATTERN
 from .common import DOMAIN_KEYS, JSON, EmbouxApiCase
 
 SQL = "x'; DROP TABLE emboux_mail_domain; --"
@@ -280,6 +284,18 @@ class TestBadInput(EmbouxApiCase):
                     "GET", f"/api-keys/{token}/usage?since={quote(value)}"
                 )
                 self.assertInvalid(response, ["query", "since"], "datetime_parsing")
+
+    def test_stamps_spell_four_digit_years(self):
+        """What the API answers for a date keeps the shape it publishes,
+        whatever the year (strftime would drop the zeros before 1000)."""
+        for value, expected in (
+            (datetime(191, 8, 30, 14, 42, 22), "0191-08-30T14:42:22"),
+            (datetime(2026, 1, 2, 3, 4, 5, 678), "2026-01-02T03:04:05"),
+        ):
+            with self.subTest(value=value):
+                self.assertEqual(stamp(value), expected)
+                self.assertRegex(stamp(value), f"^{STAMP_PATTERN}$")
+        self.assertIsNone(stamp(False))
 
     def test_options_runs_nothing(self):
         """OPTIONS on an API path tells what it allows: Odoo would run the
