@@ -33,9 +33,15 @@ class EmbouxMailAlias(models.Model):
         ondelete="cascade",
     )
     partner_id = fields.Many2one(
-        related="domain_id.partner_id", store=True, index=True, string="Customer"
+        related="domain_id.partner_id",
+        store=True,
+        index=True,
+        precompute=True,
+        string="Customer",
     )
-    company_id = fields.Many2one(related="domain_id.company_id", store=True)
+    company_id = fields.Many2one(
+        related="domain_id.company_id", store=True, precompute=True
+    )
     is_catch_all = fields.Boolean(
         string="Catch-all", compute="_compute_is_catch_all", store=True
     )

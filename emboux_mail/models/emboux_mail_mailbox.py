@@ -110,9 +110,15 @@ class EmbouxMailMailbox(models.Model):
         ondelete="cascade",
     )
     partner_id = fields.Many2one(
-        related="domain_id.partner_id", store=True, index=True, string="Customer"
+        related="domain_id.partner_id",
+        store=True,
+        index=True,
+        precompute=True,
+        string="Customer",
     )
-    company_id = fields.Many2one(related="domain_id.company_id", store=True)
+    company_id = fields.Many2one(
+        related="domain_id.company_id", store=True, precompute=True
+    )
     suspended = fields.Boolean(related="domain_id.suspended")
     quota_mb = fields.Integer(string="Storage Quota (MB)", tracking=True)
     used_mb = fields.Float(

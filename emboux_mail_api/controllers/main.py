@@ -323,6 +323,7 @@ def _record_use(caller, route, status, now=False):
         caller.key.id,
         f"{route.method} {route.path}",
         status,
+        stamp=caller.key._emboux_stamp_due(),
     )
     if now:
         record()

@@ -86,14 +86,15 @@ class EmbouxMailApi(models.AbstractModel):
         """The caller of a Bearer ``authorization``. A wrong header or token
         from ``address`` is counted; once that address is throttled, its
         failures answer 429, while a valid key still passes: a key is never
-        locked out by someone else's failures."""
+        locked out by someone else's failures (nor slowed down by looking
+        them up: only a failure asks whether its address is throttled)."""
         Failure = self.env["emboux.mail.api.auth.failure"].sudo()
-        retry_after = Failure._emboux_retry_after(address) if address else 0
         try:
             caller = self._api_caller(authorization)
         except EmbouxForbidden as error:
             if error.detail not in BAD_CREDENTIALS or not address:
                 raise
+            retry_after = Failure._emboux_retry_after(address)
             if retry_after:
                 raise EmbouxTooManyRequests(
                     self.env._("Too many failed authentication attempts"),
@@ -173,7 +174,20 @@ class EmbouxMailApi(models.AbstractModel):
         """One page of ``model`` in the caller's scope, and the scope's size."""
         scope = self._api_scope(caller, domain)
         records = self._api_slice(model, scope, limit, offset)
-        return records, self.env[model].search_count(scope)
+        total = self._api_total(
+            len(records), limit, offset, lambda: self.env[model].search_count(scope)
+        )
+        return records, total
+
+    @api.model
+    def _api_total(self, shown, limit, offset, count):
+        """The size of a list of which a page shows ``shown`` items: known
+        without ``count()`` when the page ends before its limit (as when no
+        limit is asked, the clients' usual request) and shows something or
+        starts at the top."""
+        if (limit is None or shown < limit) and (shown or not offset):
+            return (offset or 0) + shown
+        return count()
 
     @api.model
     def _api_slice(self, model, scope, limit, offset):
@@ -208,8 +222,20 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_domain_list(self, caller, limit=None, offset=None):
-        domains, total = self._api_page("emboux.mail.domain", caller, [], limit, offset)
-        return domains._emboux_api_items(), total
+        """The page is read in the query that selects it (see
+        ``_emboux_api_items``)."""
+        Domain = self.env["emboux.mail.domain"]
+        scope = self._api_scope(caller, [])
+        # limit=0 asks for no item; Odoo's search would read it as no limit
+        if limit == 0:
+            items = []
+        else:
+            query = Domain._search(scope, offset or 0, limit, Domain._order)
+            items = Domain._emboux_api_items(query)
+        total = self._api_total(
+            len(items), limit, offset, lambda: Domain.search_count(scope)
+        )
+        return items, total
 
     @api.model
     def _api_verify(self, caller, name):
@@ -457,18 +483,17 @@ class EmbouxMailApi(models.AbstractModel):
         domain = [("domain_id", "=", domain_id)] if domain_id is not None else []
         scope = self._api_scope(caller, domain)
         mailboxes = self._api_slice("emboux.mail.mailbox", scope, limit, offset)
-        Domain = self.env["emboux.mail.domain"]
         domains = [("id", "=", domain_id)] if domain_id is not None else []
-        query = Domain._search(self._api_scope(caller, domains))
-        Domain.flush_model(["mailbox_count"])
-        self.env.cr.execute(
-            query.select(
-                SQL(
-                    "COALESCE(SUM(%s), 0)", SQL.identifier(query.table, "mailbox_count")
-                )
-            )
-        )
-        total = self.env.cr.fetchone()[0]
+
+        def count():
+            Domain = self.env["emboux.mail.domain"]
+            query = Domain._search(self._api_scope(caller, domains))
+            Domain.flush_model(["mailbox_count"])
+            counter = SQL.identifier(query.table, "mailbox_count")
+            self.env.cr.execute(query.select(SQL("COALESCE(SUM(%s), 0)", counter)))
+            return self.env.cr.fetchone()[0]
+
+        total = self._api_total(len(mailboxes), limit, offset, count)
         return [self._api_mailbox_dict(mailbox) for mailbox in mailboxes], total
 
     @api.model

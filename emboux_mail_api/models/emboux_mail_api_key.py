@@ -1,10 +1,13 @@
 import logging
+from datetime import timedelta
 
 import psycopg2
 
 from odoo import api, fields, models
 
 _logger = logging.getLogger(__name__)
+# seconds a key's last_used_at stands before a request stamps it again
+STAMP_EVERY = 60
 
 
 class EmbouxMailApiKey(models.Model):
@@ -23,10 +26,19 @@ class EmbouxMailApiKey(models.Model):
         for key in self:
             key.usage_count = counts.get(key.id, 0)
 
+    def _emboux_stamp_due(self):
+        """Whether a request of the key should stamp ``last_used_at`` again:
+        a stamp stands for a minute, so that a busy key does not write its
+        own row at every request."""
+        self.ensure_one()
+        since = fields.Datetime.now() - timedelta(seconds=STAMP_EVERY)
+        return not self.last_used_at or self.last_used_at <= since
+
     @api.model
-    def _emboux_record_use(self, registry, key_id, route, status):
-        """Log one request of the key and stamp its ``last_used_at``, in a
-        cursor of its own, once the request's transaction has ended.
+    def _emboux_record_use(self, registry, key_id, route, status, stamp=True):
+        """Log one request of the key and, with ``stamp``, stamp its
+        ``last_used_at``, in a cursor of its own, once the request's
+        transaction has ended.
 
         Two requests of one key ending together may conflict on
         ``last_used_at``: the later one keeps the stamp it sees, which is as
@@ -37,6 +49,8 @@ class EmbouxMailApiKey(models.Model):
                 "VALUES (%s, now() at time zone 'utc', %s, %s)",
                 [key_id, route, status],
             )
+            if not stamp:
+                return
             try:
                 with cr.savepoint(flush=False):
                     cr.execute(

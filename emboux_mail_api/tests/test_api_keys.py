@@ -1,5 +1,8 @@
 """/api-keys/ (§A.3.4, §B.2.4): master-only key management and usage."""
 
+from datetime import timedelta
+
+from ..models.emboux_mail_api_key import STAMP_EVERY
 from .common import API_KEY_KEYS, USAGE_KEYS, EmbouxApiCase
 
 
@@ -13,6 +16,29 @@ class TestApiKeys(EmbouxApiCase):
     def _create(self, **values):
         body = {"token": self.NEW, "partner_ref": "partner_new", **values}
         return self.master("POST", "/api-keys/", json=body)
+
+    def test_a_busy_key_stamps_its_last_use_once_a_minute(self):
+        """Every request is counted; ``last_used_at`` is written again only
+        once the stamp is a minute old."""
+        key = self.env["emboux.mail.api.key"]._emboux_find_by_token(self.TOKEN_A)
+        Usage = self.env["emboux.mail.api.usage"].sudo()
+        before = Usage.search_count([("key_id", "=", key.id)])
+        with self.postcommit_hooks():
+            self.as_a("GET", "/domains/")
+            self.env.invalidate_all()
+            first = key.last_used_at
+            self.assertTrue(first)
+            self.assertFalse(key._emboux_stamp_due())
+            self.as_a("GET", "/domains/")
+            self.env.invalidate_all()
+            self.assertEqual(key.last_used_at, first)
+            key.last_used_at = first - timedelta(seconds=STAMP_EVERY + 1)
+            self.assertTrue(key._emboux_stamp_due())
+            self.env.cr.flush()
+            self.as_a("GET", "/domains/")
+            self.env.invalidate_all()
+            self.assertGreaterEqual(key.last_used_at, first)
+        self.assertEqual(Usage.search_count([("key_id", "=", key.id)]), before + 3)
 
     def test_create_full(self):
         response = self._create(
