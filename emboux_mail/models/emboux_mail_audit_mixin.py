@@ -133,7 +133,7 @@ class EmbouxMailAuditMixin(models.AbstractModel):
             for record_id, values in snapshot.items()
         }
         Audit = self.env["emboux.mail.audit"]
-        Audit.sudo().create(Audit._emboux_entries("create", self, changes, secrets))
+        Audit._emboux_insert(Audit._emboux_entries("create", self, changes, secrets))
 
     def write(self, vals):
         names = self._emboux_audited_fields().intersection(vals)
@@ -161,7 +161,7 @@ class EmbouxMailAuditMixin(models.AbstractModel):
         changed = self if secret else self.filtered(lambda r: changes[r.id])
         if changed:
             Audit = self.env["emboux.mail.audit"]
-            Audit.sudo().create(
+            Audit._emboux_insert(
                 Audit._emboux_entries(
                     "write", changed, changes, changed.ids if secret else ()
                 )
@@ -173,5 +173,5 @@ class EmbouxMailAuditMixin(models.AbstractModel):
         Audit = self.env["emboux.mail.audit"]
         entries = Audit._emboux_entries("unlink", self)
         result = super().unlink()
-        Audit.sudo().create(entries)
+        Audit._emboux_insert(entries)
         return result

@@ -339,7 +339,9 @@ def _serve(route, handler, controller, path_values):
     Runs as the API's own user, not as superuser: its group holds exactly
     the rights the API needs, and the caller's key goes in the context so
     that the security log names it."""
-    request.update_env(user=request.env.ref(API_USER).id)
+    # the id from the cached XML id, without ``ref``'s existence query
+    user_id = request.env["ir.model.data"]._xmlid_to_res_id(API_USER, True)
+    request.update_env(user=user_id)
     api = request.env["emboux.mail.api"]
     httprequest = request.httprequest
     caller = None
