@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting",
     "summary": "Your customers' mail domains, mailboxes and aliases, "
     "optionally synced with an EmBoux API",
-    "version": "18.0.1.6.1",
+    "version": "18.0.1.7.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",

@@ -4,7 +4,7 @@
     "name": "EmBoux Mail Hosting REST API",
     "summary": "Serve the EmBoux REST API from this database: Odoo as the "
     "mail-hosting backend",
-    "version": "18.0.1.5.1",
+    "version": "18.0.1.6.0",
     "category": "Productivity",
     "website": "https://emboux.com",
     "author": "EmBoux",
