@@ -38,6 +38,8 @@ from .responses import error_response, json_abort, json_response
 
 _logger = logging.getLogger(__name__)
 API_USER = "emboux_mail_api.user_emboux_api"
+# the request log's row of this request, once written (see _record_success)
+USAGE_ROW = "emboux_mail_api.usage_row"
 
 ROUTES = []
 PAGING = {"limit": Field("int", minimum=0), "offset": Field("int", minimum=0)}
@@ -311,14 +313,38 @@ def _check_names(route, body):
         raise RequestInvalid(errors)
 
 
-def _record_use(caller, route, status, now=False):
-    """Count the request for its key once the transaction has ended (or
-    ``now``: it has, and its change was then refused upstream)."""
+def _record_success(caller, route):
+    """Count a served request for its key in the request's own transaction
+    (no cursor of its own to open; replayed after a concurrency failure, it
+    still counts once). The key's ``last_used_at``, when due, is stamped
+    once that transaction has committed, in a cursor of its own, so that
+    the key's concurrent requests never wait on its row."""
     if not caller or not caller.key:
         return
+    Key = request.env["emboux.mail.api.key"]
+    cr, key_id = request.env.cr, caller.key.id
+    name = f"{route.method} {route.path}"
+    cr.postcommit.data[USAGE_ROW] = Key._emboux_log_use(cr, key_id, name, route.status)
+    if caller.key._emboux_stamp_due():
+        cr.postcommit.add(
+            functools.partial(Key._emboux_stamp_later, request.env.registry, key_id)
+        )
+
+
+def _record_use(caller, route, status, now=False):
+    """Count a refused request for its key, in a cursor of its own once the
+    transaction has ended; or ``now``: it has committed, and its change was
+    then refused upstream, which becomes the status of its logged row."""
+    if not caller or not caller.key:
+        return
+    Key = request.env["emboux.mail.api.key"]
     registry = request.env.registry
+    logged = request.env.cr.postcommit.data.get(USAGE_ROW) if now else None
+    if logged:
+        Key._emboux_restate_use(registry, logged, status)
+        return
     record = functools.partial(
-        request.env["emboux.mail.api.key"]._emboux_record_use,
+        Key._emboux_record_use,
         registry,
         caller.key.id,
         f"{route.method} {route.path}",
@@ -382,7 +408,7 @@ def _serve(route, handler, controller, path_values):
         raise json_abort(422, {"detail": exc.errors}) from exc
     except (UserError, AccessError, AccessDenied) as exc:
         raise _refusal(exc, caller, route) from exc
-    _record_use(caller, route, route.status)
+    _record_success(caller, route)
     if route.status == 204:
         return json_response(None, 204)
     headers = {}

@@ -29,8 +29,17 @@ class TestUpstreamRefusal(EmbouxApiCase):
         self.upstream.fail["create_domain"] = ec.EmbouxForbidden(
             "POST /domains/: 403", status=403, detail="Domain quota exceeded: 2/2"
         )
+        Usage = self.env["emboux.mail.api.usage"].sudo()
+        logged = Usage.search([("route", "=", "POST /domains/")])
         response = self.as_a("POST", "/domains/", json={"name": "refused.example"})
         self.assertDetail(response, 403, "Domain quota exceeded: 2/2")
+        # counted once, with the answer the client got
+        self.assertEqual(
+            (Usage.search([("route", "=", "POST /domains/")]) - logged).mapped(
+                "status"
+            ),
+            [403],
+        )
         self.assertEqual(
             self.upstream.calls, [("create_domain", ("refused.example", "partner_42"))]
         )
