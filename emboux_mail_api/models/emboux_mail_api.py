@@ -136,7 +136,16 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_find(self, model, caller, domain, detail):
-        record = self.env[model].search(self._api_scope(caller, domain), limit=1)
+        """The one record ``domain`` names in the caller's scope, its columns
+        read by the search itself (those Odoo would read at its first field:
+        the route reads it next), or 404 with ``detail``."""
+        Model = self.env[model]
+        columns = [
+            name
+            for name, field in Model._fields.items()
+            if field.prefetch is True and field.is_accessible(self.env)
+        ]
+        record = Model.search_fetch(self._api_scope(caller, domain), columns, limit=1)
         if not record:
             raise EmbouxNotFound(detail, detail)
         return record
