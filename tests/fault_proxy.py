@@ -15,8 +15,9 @@ close``). For each request, with probability ``rate`` (drawn from a seeded
   forwarding, as an upstream refusing a change would.
 
 ``counts`` tells how many requests saw each outcome (``ok`` included);
-``forwarded`` lists ``(method, path, body)`` of every request the target
-received, in order.
+``forwarded`` lists ``[method, path, body, status]`` of every request the
+target received, in order; ``status`` is that of the target's answer (None
+until it has answered).
 """
 
 import random
@@ -122,14 +123,18 @@ class FaultProxy:
 
     def _forward(self, head, body):
         method, path = head.split(b" ")[:2]
+        entry = [method.decode(), path.decode(), body, None]
         with self.lock:
-            self.forwarded.append((method.decode(), path.decode(), body))
+            self.forwarded.append(entry)
         with socket.create_connection(self.target, timeout=60) as upstream:
             upstream.sendall(_close_head(head) + b"\r\n\r\n" + body)
             answer = b""
             while True:
                 chunk = upstream.recv(65536)
                 if not chunk:
+                    status_line = answer.split(b"\r\n", 1)[0].split()
+                    if len(status_line) > 1 and status_line[1].isdigit():
+                        entry[3] = int(status_line[1])
                     return answer
                 answer += chunk
 

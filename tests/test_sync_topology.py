@@ -334,11 +334,13 @@ REQUESTS = {
 
 
 def received(forwarded):
-    """``(object, operation)`` of each change B received, in order (reads
-    are left out: they change nothing)."""
+    """``(object, operation)`` of each change B received, in order. Left
+    out, as they change nothing: reads, and deletes of what B does not hold
+    (404), such as those that undo a call without an answer while it might
+    still land there."""
     changes = []
-    for method, raw_path, body in forwarded:
-        if method == "GET":
+    for method, raw_path, body, status in forwarded:
+        if method == "GET" or (method == "DELETE" and status == 404):
             continue
         parts = unquote(raw_path.split("?")[0]).strip("/").split("/")
         if len(parts) == 1:
