@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..services import dkim
 
@@ -45,6 +46,17 @@ class EmbouxMailDkimKey(models.Model):
         on; older keys are archived (their records may then be removed).
         Made by the system: whoever first looks at the domain's DNS (an API
         key, a portal user) may not read keys."""
+        # two transactions may make a domain's first key at once (the
+        # scheduled preparation and a first look at its DNS): the second to
+        # update the domain's row fails to serialize and Odoo replays it,
+        # which then finds the key, instead of answering the unique index
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET write_date = write_date WHERE id = %s",
+                SQL.identifier(domain._table),
+                domain.id,
+            )
+        )
         private_pem, public_key = dkim.generate()
         old = self.sudo().search([("domain_id", "=", domain.id)])
         key = self.sudo().create(
