@@ -1,5 +1,5 @@
 import {registry} from "@web/core/registry";
-import {confirmIn} from "./emboux_mail_portal_tour";
+import {confirmIn, newKeyNamed} from "./emboux_mail_portal_tour";
 
 /**
  * A customer's day on the portal, as Acme's portal user, in any language:
@@ -103,21 +103,7 @@ registry.category("web_tour.tours").add("emboux_mail_customer_day_tour", {
             trigger:
                 "body:not(:has(.o_emboux_alias_row:contains(contact@acme.test))) .o_emboux_done:contains(contact@acme.test)",
         },
-        {
-            content: "Back to the domains",
-            trigger: ".breadcrumb a[href='/my/email']",
-            run: "click",
-        },
-        {
-            content: "Open the API keys",
-            trigger: "a.o_emboux_keys_link",
-            run: "click",
-        },
-        {
-            content: "Name a new key",
-            trigger: ".o_emboux_key_form input[name=name]",
-            run: "edit Day key",
-        },
+        ...newKeyNamed("Day key"),
         {
             content: "Create it",
             trigger: ".o_emboux_key_form button[type=submit]",

@@ -7,6 +7,27 @@ import {registry} from "@web/core/registry";
  * dialog), add an alias, then create an API key (shown once) and revoke it
  * (confirmed in a dialog naming it).
  */
+/** From a domain's page, open the API keys and name a new key `name`. */
+export function newKeyNamed(name) {
+    return [
+        {
+            content: "Back to the domains",
+            trigger: ".breadcrumb a[href='/my/email']",
+            run: "click",
+        },
+        {
+            content: "Open the API keys",
+            trigger: "a.o_emboux_keys_link",
+            run: "click",
+        },
+        {
+            content: "Name a new key",
+            trigger: ".o_emboux_key_form input[name=name]",
+            run: `edit ${name}`,
+        },
+    ];
+}
+
 /** Confirm the dialog a destructive action opens, which names `name`. */
 export function confirmIn(name) {
     return [
@@ -132,21 +153,7 @@ registry.category("web_tour.tours").add("emboux_mail_portal_tour", {
             content: "The alias is listed",
             trigger: ".o_emboux_alias_row:contains(sales@acme.test):contains(second@acme.test)",
         },
-        {
-            content: "Back to the domains",
-            trigger: ".breadcrumb a[href='/my/email']",
-            run: "click",
-        },
-        {
-            content: "Open the API keys",
-            trigger: "a.o_emboux_keys_link",
-            run: "click",
-        },
-        {
-            content: "Name a new key",
-            trigger: ".o_emboux_key_form input[name=name]",
-            run: "edit Tour key",
-        },
+        ...newKeyNamed("Tour key"),
         {
             content: "Create it",
             trigger: ".o_emboux_key_form button[type=submit]",
