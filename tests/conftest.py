@@ -22,8 +22,8 @@ from server_process import ServerProcess
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "setup"))
 
-from emboux_setup.cli import free_port  # noqa: E402
 from emboux_setup.postgres import Cluster  # noqa: E402
+from emboux_setup.processes import free_port  # noqa: E402
 
 BANNER_RE = re.compile(r"EmBoux Mail is running at (http://\S+)/odoo")
 

@@ -119,7 +119,11 @@ zone:
         )
 
     def _wait_ready(self, timeout=15):
-        probe_zone = next(iter(self.zones))
+        self._wait_serving(next(iter(self.zones)), timeout=timeout)
+
+    def _wait_serving(self, zone, serial=None, timeout=15):
+        """Until Knot answers the SOA of ``zone`` (with ``serial``, when
+        given: a reload is done once the new serial is served)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,7 +135,7 @@ zone:
                     "-p",
                     str(self.port),
                     "SOA",
-                    probe_zone,
+                    zone,
                     "+short",
                     "+timeout=1",
                     "+retry=0",
@@ -140,10 +144,12 @@ zone:
                 text=True,
                 check=False,
             )
-            if result.stdout.strip():
+            # "ns.zone. admin.zone. SERIAL 3600 600 86400 60"
+            fields = result.stdout.split()
+            if fields and (serial is None or fields[2:3] == [str(serial)]):
                 return
-            time.sleep(0.2)
-        raise RuntimeError("knotd did not answer")
+            time.sleep(0.1)
+        raise RuntimeError(f"knotd did not serve {zone} (serial {serial})")
 
     def update(self, zone, records):
         """Replace a zone's records and make Knot serve them."""
@@ -155,7 +161,7 @@ zone:
             check=True,
             capture_output=True,
         )
-        time.sleep(0.3)
+        self._wait_serving(zone, self.serial)
 
     def stop(self):
         self.process.terminate()

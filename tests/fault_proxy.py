@@ -10,9 +10,11 @@ close``). For each request, with probability ``rate`` (drawn from a seeded
 * ``reset``: closes the connection with a TCP reset, without forwarding;
 * ``lost``: forwards to the target, reads its whole answer (the target
   applied the request), then resets the client's connection;
-* ``refuse`` (only when asked for, in ``faults``, and never for a GET):
-  answers 409 with ``{"detail": "Refused by the fault proxy"}`` without
-  forwarding, as an upstream refusing a change would.
+* ``refuse`` (only when asked for, in ``faults``, and never for a GET or
+  a DELETE): answers 409 with ``{"detail": "Refused by the fault proxy"}``
+  without forwarding, as an upstream refusing a change would. A delete
+  sent again after an earlier try landed meets "not found" upstream,
+  never a refusal: refusing it here would say it had not landed.
 
 ``counts`` tells how many requests saw each outcome (``ok`` included);
 ``forwarded`` lists ``[method, path, body, status]`` of every request the
@@ -112,7 +114,7 @@ class FaultProxy:
 
     def _choose(self, head):
         faults = self.faults
-        if head.startswith(b"GET "):
+        if head.startswith((b"GET ", b"DELETE ")):
             faults = tuple(f for f in faults if f != "refuse")
         with self.lock:
             fault = "ok"

@@ -10,6 +10,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -19,22 +20,18 @@ import psycopg2
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "emboux_mail_api" / "services"))
+sys.path.insert(0, str(REPO / "setup"))
 
 import mailserver  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
+from emboux_setup.processes import free_port, wait_port  # noqa: E402
 
 POLICYD = REPO / "emboux_mail_api" / "services" / "policyd.py"
 VMAIL_USER = "emboux-vmail"
 POSTFIX_DEFAULT_MAIN = Path("/etc/postfix/main.cf")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _vmail_ids():
@@ -100,15 +97,30 @@ def _test_certificate(folder, hostname):
     return cert_path, key_path
 
 
-def _wait_port(port, process_name, log, timeout=30):
+def _wait_milter(port, timeout=30):
+    """Wait until a milter answers the option negotiation on ``port``: a
+    mere listener there could be another service, and Postfix would then
+    hold every client for its milter timeout and answer them "Try again
+    later"."""
     deadline = time.monotonic() + timeout
+    answer = b""
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                # SMFIC_OPTNEG: protocol version 6, all actions and steps
+                sock.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x1FF, 0x1FFFFF))
+                answer = sock.recv(5)
+            if answer[4:5] == b"O":
                 return
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{process_name} did not listen on {port}:\n{log()}")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"no milter answers on port {port}; it answered {answer!r}")
+
+
+def _wait_port(port, process_name, log, timeout=30):
+    if not wait_port(port, time.monotonic() + timeout):
+        raise RuntimeError(f"{process_name} did not listen on {port}:\n{log()}")
 
 
 class MailStack:
@@ -124,7 +136,9 @@ class MailStack:
         uid, gid = _vmail_ids()
         self.password = secrets.token_urlsafe(18)
         cert, key = _test_certificate(self.dir / "tls", "mx.emboux.test")
-        self.policy_port = free_port()
+        smtp, submission, lmtp, imap, self.policy_port, dkim = (
+            free_port() for _ in range(6)
+        )
         self.settings = mailserver.MailServerSettings(
             dbname=dbname,
             role="emboux_mailserver_test",
@@ -133,22 +147,22 @@ class MailStack:
             db_port=cluster.port,
             odoo_role=odoo_role,
             hostname="mx.emboux.test",
-            smtp_address=f"127.0.0.1:{free_port()}",
-            lmtp_port=free_port(),
-            imap_port=free_port(),
+            smtp_address=f"127.0.0.1:{smtp}",
+            lmtp_port=lmtp,
+            imap_port=imap,
             listen="127.0.0.1",
             run_dir=str(self.dir),
             mail_root=str(self.dir / "vmail"),
             vmail_user=VMAIL_USER,
             vmail_uid=uid,
             vmail_gid=gid,
-            submission_address=f"127.0.0.1:{free_port()}",
+            submission_address=f"127.0.0.1:{submission}",
             tls_cert=str(cert),
             tls_key=str(key),
             policy_service=f"inet:127.0.0.1:{self.policy_port}",
             policy_role="emboux_policy_test",
             policy_password=secrets.token_urlsafe(18),
-            dkim_port=free_port(),
+            dkim_port=dkim,
             relayhost=f"[127.0.0.1]:{relay_port}" if relay_port else "",
             python=sys.executable,
         )
@@ -195,7 +209,7 @@ class MailStack:
         _wait_port(self.submission_port, "postfix submission", self.maillog)
         _wait_port(self.imap_port, "dovecot", self.dovecot_log)
         _wait_port(self.lmtp_port, "dovecot lmtp", self.dovecot_log)
-        _wait_port(self.settings.dkim_port, "opendkim", lambda: "")
+        _wait_milter(self.settings.dkim_port)
 
     def start_policy(self):
         """Start the policy service; it follows Postfix's log for the

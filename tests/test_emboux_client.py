@@ -7,7 +7,6 @@ import datetime
 import json
 import re
 import secrets
-import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -16,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dns_zones
 import pytest
 from conftest import REPO
+from emboux_setup.processes import free_port
 from rpc import OdooRpc
 
 sys.path.insert(0, str(REPO / "emboux_mail"))
@@ -725,13 +725,6 @@ def _client(url, sleeps, **kwargs):
     )
 
 
-def _free_port():
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _assert_growing(sleeps, backoff=0.2):
     """Each sleep is ``backoff * 2**n`` plus at most half of it in jitter,
     so each one is longer than the one before."""
@@ -814,7 +807,7 @@ def test_post_is_not_retried_once_sent(stub, failure):
 
 
 def test_connect_failure_is_retried_then_unavailable():
-    port = _free_port()
+    port = free_port()
     sleeps = []
     with _client(f"http://127.0.0.1:{port}", sleeps) as client:
         error = pytest.raises(ec.EmbouxUnavailable, client.create_domain, "x.example")
@@ -827,7 +820,7 @@ def test_connect_failure_is_retried_then_unavailable():
 def test_post_is_retried_when_the_connection_failed(stub):
     """Nothing listens at first; the server comes up during the backoff
     sleep and the POST it then receives is the only one."""
-    port = _free_port()
+    port = free_port()
     started = []
 
     def sleep(seconds):
@@ -888,7 +881,7 @@ def test_error_texts_mask_tokens(stub):
     assert str(error.value) == "DELETE /api-keys/emb_…: 404 Not Found"
     assert server.requests[0]["path"] == f"/api-keys/{token}"
     # no answer at all: requests' own text names the URL too
-    with _client(f"http://127.0.0.1:{_free_port()}", [], retries=0) as client:
+    with _client(f"http://127.0.0.1:{free_port()}", [], retries=0) as client:
         error = pytest.raises(ec.EmbouxUnavailable, client.api_key_usage, token)
     assert "/api-keys/emb_…/usage" in str(error.value)
     assert token not in str(error.value)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polib
 import pytest
-from emboux_setup.cli import free_port
 from emboux_setup.paths import ADDONS, LOG_DIR, REPO, VAR, venv_bin
+from emboux_setup.processes import free_port
 
 # written by ./setup/run and ./setup/test for the repository's cluster
 CONFIG = VAR / "odoo.conf"

@@ -20,7 +20,8 @@ import dns.resolver
 import dns_zones
 import pytest
 from api_client import Api
-from mail_stack import MailStack, free_port
+from emboux_setup.processes import free_port
+from mail_stack import MailStack
 from rpc import OdooRpc
 from smtp_sink import SmtpSink
 

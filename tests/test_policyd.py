@@ -22,7 +22,8 @@ import time
 
 import psycopg2
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO
+from emboux_setup.processes import free_port
 
 SERVICES = REPO / "emboux_mail_api" / "services"
 sys.path.insert(0, str(SERVICES))

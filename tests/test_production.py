@@ -291,7 +291,8 @@ def test_both_nodes_serve_the_api_through_nginx(topology):
     assert beta.ok("GET", "/users/")[0]["email"] == "eve@prod-beta.example"
 
     # the address Odoo recorded is the client's, not nginx's nor the
-    # client's claim
+    # client's claim; /jsonrpc reads on the standby, once it has replayed
+    topology.standby.wait_replayed()
     rpc = OdooRpc(topology.url, topology.db)
     [logged] = rpc.call(
         "emboux.mail.security.log",

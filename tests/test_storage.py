@@ -14,9 +14,11 @@ import smtplib
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from api_client import Api
+from emboux_setup.cli import LIBFAKETIME
 from rpc import OdooRpc
 
 TENANT_REF = "storage_tenant"
@@ -130,6 +132,35 @@ def imap_subjects(stack, address, folder="INBOX"):
     return sorted(subjects)
 
 
+def run_a_day_on(command, offset):
+    """Run ``command`` with its clock ``offset`` seconds on.
+
+    libfaketime keeps a semaphore and a shared memory object named by each
+    process's pid in /dev/shm, and processes that clear their environment
+    (doveadm) leave theirs behind; those that appear are removed, so that no
+    later process given the same pid meets them.
+    """
+    shm = Path("/dev/shm")
+    before = set(shm.glob("*faketime_*"))
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(
+                os.environ,
+                LD_PRELOAD=LIBFAKETIME,
+                FAKETIME=f"+{offset}",
+                # doveadm clears its environment, the fake clock's included
+                DOVECOT_PRESERVE_ENVS="LD_PRELOAD FAKETIME",
+            ),
+        )
+    finally:
+        for left in set(shm.glob("*faketime_*")) - before:
+            left.unlink(missing_ok=True)
+
+
 def test_usage_follows_dovecot(stack, tenant, usage_db):
     address = "count@keep.example"
     add_mailbox(tenant, address)
@@ -217,14 +248,7 @@ def test_retention_deletes_exactly_the_old_mail(stack, master, tenant, usage_db)
     assert user == "root"
     assert (stack.dir / "retention" / "emboux-mail-retention.timer").exists()
     offset = round(cut + DAY - time.time())
-    job = subprocess.run(
-        ["faketime", "-f", f"+{offset}", *shlex.split(command)],
-        capture_output=True,
-        text=True,
-        check=False,
-        # doveadm clears its environment, the fake clock's settings included
-        env=dict(os.environ, DOVECOT_PRESERVE_ENVS="LD_PRELOAD FAKETIME"),
-    )
+    job = run_a_day_on(shlex.split(command), offset)
     assert job.returncode == 0, job.stderr
     log = job.stderr
     assert re.search(

@@ -17,8 +17,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from api_client import Api
-from emboux_setup.cli import free_port, wait_http
+from emboux_setup.cli import wait_http
 from emboux_setup.paths import LOG_DIR, REPO, venv_bin
+from emboux_setup.processes import free_port
 from fault_proxy import FaultProxy
 from rpc import OdooRpc, RpcError
 from server_process import ServerProcess
@@ -118,7 +119,14 @@ class Topology:
             "emboux.mail.sync.event",
             "search_read",
             [("id", ">", after)],
-            fields=["operation", "payload", "state", "attempts", "last_error"],
+            fields=[
+                "operation",
+                "payload",
+                "state",
+                "attempts",
+                "last_error",
+                "undoes_id",
+            ],
             order="id",
         )
 
@@ -386,17 +394,28 @@ def explains(requests, events):
     it, in order? A delivered change exactly once; a change taken back
     nothing, its inverse alone (a call without an answer may have been
     applied, so it is undone) or itself then its inverse; a refused one
-    nothing or itself (refused there)."""
+    nothing or itself (refused there).
+
+    The undoing of a call left without an answer is an event of its own,
+    queued behind it (``undoes_id``): the change it takes back explains
+    nothing or itself, and the undoing, a delete, itself or nothing (B
+    answered that it held nothing, which ``received`` leaves out)."""
     if not events:
         return not requests
     first, rest = events[0], events[1:]
     operation = first["operation"]
     inverse = INVERSES.get(operation)
-    options = {
-        "done": [[operation]],
-        "undone": [[], [inverse], [operation, inverse]],
-        "error": [[], [operation]],
-    }.get(first["state"], [[]])
+    queued = {e["undoes_id"][0] for e in rest if e["undoes_id"]}
+    if first["state"] == "undone" and first["id"] in queued:
+        options = [[], [operation]]
+    elif first["undoes_id"] and first["state"] == "done":
+        options = [[operation], []] if operation.endswith("_delete") else [[operation]]
+    else:
+        options = {
+            "done": [[operation]],
+            "undone": [[], [inverse], [operation, inverse]],
+            "error": [[], [operation]],
+        }.get(first["state"], [[]])
     return any(
         requests[: len(option)] == option and explains(requests[len(option) :], rest)
         for option in options

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 from conftest import RunningServer
-from emboux_setup.cli import free_port
 from emboux_setup.nginx import Nginx
 from emboux_setup.paths import LOG_DIR, REPO
-from emboux_setup.processes import kill_group, pids, proc_stat, wait_port
+from emboux_setup.processes import free_port, kill_group, pids, proc_stat, wait_port
 
 HTTP_ARGS = ["--workers", "2", "--max-cron-threads", "0", "--proxy-mode"]
 CRON_ARGS = ["--workers", "0", "--max-cron-threads", "2", "--proxy-mode"]

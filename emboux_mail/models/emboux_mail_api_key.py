@@ -250,7 +250,14 @@ class EmbouxMailApiKey(models.Model):
         return list(dict.fromkeys(filter(None, tokens)))
 
     def _emboux_sync_lanes(self):
-        return {f"tenant:{self.partner_ref}"} if self.partner_ref else set()
+        """A key's changes are ordered with its tenant's and, while it takes
+        its quotas from a plan, with that plan's other keys': a key moved
+        onto a plan read the plan's latest change, and must be taken back
+        with it if the upstream refuses that change."""
+        lanes = {f"tenant:{self.partner_ref}"} if self.partner_ref else set()
+        if self.plan_id and not self.quota_override:
+            lanes.add(f"plan:{self.plan_id.id}")
+        return lanes
 
     # -- tokens ----------------------------------------------------------------
     def _emboux_set_token(self, token):
@@ -318,6 +325,10 @@ class EmbouxMailApiKey(models.Model):
         key = self._emboux_find_by_token(token)
         if not key:
             raise EmbouxForbidden(self.env._("Invalid API key"), "Invalid API key")
+        # what a request asks of its key (the audit its name), not the whole row
+        key.fetch(
+            ["active", "expires_at", "is_master", "partner_id", "name", "last_used_at"]
+        )
         if not key.active:
             message = self.env._("API key is deactivated")
             raise EmbouxForbidden(message, "API key is deactivated")

@@ -1,3 +1,4 @@
+import json
 import logging
 from collections import Counter
 from datetime import timedelta
@@ -12,7 +13,7 @@ from ..exceptions import (
     EmbouxValidationError,
 )
 from ..services import dns_checker, hashing, names
-from ..services.stamps import SQL_TIMESTAMP, stamp
+from ..services.stamps import stamp
 
 _logger = logging.getLogger(__name__)
 
@@ -64,19 +65,6 @@ def _percent(part, whole):
     """``part`` as a percentage of ``whole``; 0 when there is no whole (an
     unlimited limit, nothing delivered yet)."""
     return round(100.0 * part / whole, 2) if whole else 0.0
-
-
-# the keys of a domain in ``GET /domains/``: the seed's fields, then its state
-API_ITEM = (
-    "id",
-    "name",
-    "created_at",
-    "verified",
-    "suspended",
-    "suspension_reason",
-    "parent_domain",
-    "is_wildcard",
-)
 
 
 class EmbouxMailDomain(models.Model):
@@ -603,14 +591,16 @@ class EmbouxMailDomain(models.Model):
         """The domain in ``GET /domains/``: the seed's fields, then its
         state."""
         self.ensure_one()
-        return self._emboux_api_items(self._as_query())[0]
+        return json.loads(self._emboux_api_items(self._as_query())[1])[0]
 
     @api.model
     def _emboux_api_items(self, query):
-        """``_emboux_api_item`` of each domain ``query`` selects, in its
-        order, read in that one query: the API lists a tenant's domains a
-        thousand at a time, and reading them field by field through the
-        cache costs that request several times the rest of its work."""
+        """``(count, JSON array)`` of the ``_emboux_api_item`` of each domain
+        ``query`` selects, in its order, written by PostgreSQL in that one
+        query: the API lists a tenant's domains a thousand at a time, and
+        reading them through the cache, then encoding them, costs that
+        request several times the rest of its work. The aggregate keeps the
+        order of the sorted subquery it reads."""
         self.flush_model()
         table = query.table
         parent = query.left_join(table, "parent_id", self._table, "id", "parent_id")
@@ -618,19 +608,30 @@ class EmbouxMailDomain(models.Model):
         def column(name, alias=table):
             return SQL.identifier(alias, name)
 
-        self.env.cr.execute(
-            query.select(
-                column("id"),
-                column("name"),
-                SQL("to_char(%s, %s)", column("create_date"), SQL_TIMESTAMP),
-                SQL("COALESCE(%s, false)", column("verified")),
-                SQL("COALESCE(%s, false)", column("suspended")),
-                column("suspension_reason"),
-                column("name", parent),
-                SQL("COALESCE(%s, false)", column("is_wildcard")),
+        values = {
+            "id": column("id"),
+            "name": column("name"),
+            # JSON writes a timestamp as ISO 8601, as ``stamp`` does
+            "created_at": SQL("date_trunc('second', %s)", column("create_date")),
+            "verified": SQL("COALESCE(%s, false)", column("verified")),
+            "suspended": SQL("COALESCE(%s, false)", column("suspended")),
+            "suspension_reason": column("suspension_reason"),
+            "parent_domain": column("name", parent),
+            "is_wildcard": SQL("COALESCE(%s, false)", column("is_wildcard")),
+        }
+        items = query.select(
+            *(
+                SQL("%s AS %s", value, SQL.identifier(key))
+                for key, value in values.items()
             )
         )
-        return [dict(zip(API_ITEM, row, strict=True)) for row in self.env.cr.fetchall()]
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*), COALESCE(json_agg(item), '[]')::text FROM (%s) item",
+                items,
+            )
+        )
+        return self.env.cr.fetchone()
 
     def _emboux_set_retention(self, days, by):
         """Keep the domains' mail ``days`` days (0: forever). A customer
@@ -1029,13 +1030,27 @@ class EmbouxMailDomain(models.Model):
         forms show the record to publish before the first DNS check (a key
         takes tens of milliseconds to generate: never on the way of a
         create)."""
-        signers = self.search([("dkim_key_ids", "=", False)])
+        signers = self.search([("dkim_key_ids", "=", False)], order="id")
         signers = signers.mapped(lambda domain: domain._emboux_dkim_signer())
         todo = signers.filtered(lambda domain: not domain.dkim_key_ids)
-        for domain in todo[:batch]:
+        if not todo:
+            return
+        # a domain another transaction holds (its first DNS check makes the
+        # key too) is left for the next call: waiting for it, while holding
+        # the domains before it, could deadlock with the DNS check's order
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM emboux_mail_domain WHERE id IN %s ORDER BY id "
+                "FOR NO KEY UPDATE SKIP LOCKED",
+                tuple(todo[:batch].ids),
+            )
+        )
+        free = self.browse([row[0] for row in self.env.cr.fetchall()])
+        for domain in free:
             domain._emboux_dkim_key()
-        done = min(len(todo), batch)
-        self.env["ir.cron"]._notify_progress(done=done, remaining=len(todo) - done)
+        self.env["ir.cron"]._notify_progress(
+            done=len(free), remaining=len(todo) - len(free)
+        )
 
     @api.model
     def _emboux_dns_due_domain(self):

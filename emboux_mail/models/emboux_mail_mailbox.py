@@ -303,7 +303,10 @@ class EmbouxMailMailbox(models.Model):
             domain = self._emboux_domain_for(vals["email"], vals.get("domain_id"))
             vals["domain_id"] = domain.id
             if "quota_mb" not in vals:
-                plan = domain.partner_id.emboux_plan_id
+                # the owner's plan applies whoever creates; and read alone: a
+                # customer's full record is dozens of columns
+                owner = domain.partner_id.sudo().with_context(prefetch_fields=False)
+                plan = owner.emboux_plan_id
                 vals["quota_mb"] = (
                     plan.quota_mb
                     if plan
@@ -575,6 +578,8 @@ class EmbouxMailMailbox(models.Model):
         """Queue the upstream creation with the password given (kept in
         memory only); the upstream needs one, so a random one is used when
         none was given (set the real one later)."""
+        if not self._emboux_sync_journaled():
+            return  # no payload to build when nothing would send it
         for mailbox, vals in zip(self, vals_list, strict=True):
             password = vals.get("password") or hashing.generate_token()
             mailbox._emboux_sync_enqueue(

@@ -350,8 +350,14 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                         return None
                     if isinstance(error, ec.EmbouxApiError):
                         error = local_error(self.env, error)
+                    # an earlier try got no answer: it may have landed, and
+                    # is undone as any call without an answer (a delete that
+                    # landed would have met "not found", not a refusal)
+                    landed = event.filtered(
+                        lambda e: e.settles_at and e._emboux_inverse() is not None
+                    )
                     self._emboux_take_back(
-                        ordered, delivered, error, here, client, event
+                        ordered, delivered | landed, error, here, client, event, landed
                     )
                     return error
                 delivered |= event
@@ -448,36 +454,35 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     @api.model
     def _emboux_waiting_behind(self, events):
-        """The pending batches after ``events`` on their lanes, and after
-        those on theirs, oldest first (each a recordset)."""
+        """The pending batches made after ``events`` on their lanes, and
+        after those on theirs, oldest first (each a recordset). A batch made
+        before one of them is not behind it, even on its lanes: it may
+        have reached the upstream already."""
         Event = self.env["emboux.mail.sync.event"]
-        batches, seen = [], {events[0].batch}
-        lanes = {lane for event in events for lane in (event.lanes or "").split()}
-        while lanes:
+        batches, seen, ahead = [], {events[0].batch}, [events]
+        while ahead:
+            before = ahead.pop()
+            lanes = {lane for event in before for lane in (event.lanes or "").split()}
+            if not lanes:
+                continue
             self.env.cr.execute(
                 SQL(
-                    "SELECT id FROM emboux_mail_sync_event WHERE state = 'pending' "
-                    "AND id > %s AND undoes_id IS NULL AND NOT batch = ANY(%s) "
-                    "AND string_to_array(lanes, ' ') && %s::text[] ORDER BY id",
-                    max(events.ids),
+                    "SELECT DISTINCT batch FROM emboux_mail_sync_event "
+                    "WHERE state = 'pending' AND id > %s AND undoes_id IS NULL "
+                    "AND NOT batch = ANY(%s) "
+                    "AND string_to_array(lanes, ' ') && %s::text[]",
+                    max(before.ids),
                     list(seen),
                     list(lanes),
                 )
             )
-            found = Event.browse(row[0] for row in self.env.cr.fetchall())
-            new = [b for b in dict.fromkeys(found.mapped("batch")) if b not in seen]
-            if not new:
-                break
-            seen.update(new)
-            lanes = set()
-            for batch in new:
+            for (batch,) in self.env.cr.fetchall():
+                seen.add(batch)
                 batch_events = Event.search(
                     [("batch", "=", batch), ("state", "=", "pending")], order="id"
                 )
                 batches.append(batch_events)
-                lanes |= {
-                    lane for e in batch_events for lane in (e.lanes or "").split()
-                }
+                ahead.append(batch_events)
         return sorted(batches, key=lambda b: b[0].id)
 
     @api.model

@@ -14,10 +14,13 @@ How a change reaches the upstream (design.md §4), and why:
   ``postcommit.data``, for the length of the request.
 * A ``cr.postcommit`` hook (``emboux.mail.sync.delivery``) then sends the
   batch from a cursor of its own, in dependency order, holding an advisory
-  lock per *lane* (a domain, a tenant): changes of one domain or tenant
-  go out one batch at a time, in order, whichever worker or server sends
-  them; other tenants never wait. A lane busy for longer than the upstream
-  timeout leaves the batch to the scheduled delivery.
+  lock per *lane* (a domain, a tenant, the plan an API key takes its
+  quotas from): changes of one domain or tenant go out one batch at a
+  time, in order, whichever worker or server sends them; other tenants
+  never wait. A refusal takes back with its batch the batches made after
+  it on its lanes (they were made on top of it), never an earlier one. A
+  lane busy for longer than the upstream timeout leaves the batch to the
+  scheduled delivery.
 * **A refusal takes the whole change back on both sides** and reaches the
   user in the same request: the steps of the batch already accepted
   upstream are undone there, newest first (a create by a delete, a quota
@@ -29,8 +32,10 @@ How a change reaches the upstream (design.md §4), and why:
 * When the upstream does not answer (connection refused, timeout, 5xx),
   the rest of the batch stays ``pending``: the scheduled delivery sends it
   later with a backoff, and applies the same all-or-nothing rule to a
-  refusal then. A change that needs a password cannot wait (it is never
-  stored), so such a batch is taken back and refused with a clear message.
+  refusal then; a step whose earlier try got no answer is undone upstream
+  too, as that try may have landed. A change that needs a password cannot
+  wait (it is never stored), so such a batch is taken back and refused
+  with a clear message.
   A call without an answer may still reach the upstream later: until it
   cannot any more (``settles_at``, five read timeouts), the next changes of
   its lanes wait, lest it land after them and overwrite them, and the

@@ -321,6 +321,7 @@ class ResPartner(models.Model):
             return self.env["emboux.mail.plan"]._default_quotas()
         self.ensure_one()
         keys = self._emboux_active_keys()
+        keys.fetch(quota_fields)  # checked at every creation: not the whole rows
         if keys:
             return {
                 name: 0 if 0 in keys.mapped(name) else max(keys.mapped(name))

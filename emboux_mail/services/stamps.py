@@ -1,11 +1,9 @@
 """The EmBoux API's timestamps, in its answers and in webhook payloads."""
 
-# ``stamp`` written by PostgreSQL (to_char), where rows are read in bulk
-SQL_TIMESTAMP = 'YYYY-MM-DD"T"HH24:MI:SS'
-
 
 def stamp(value):
     """UTC, ISO 8601, seconds, no timezone suffix, a four-digit year at
     least (strftime's ``%Y`` drops the zeros of years before 1000); None for
-    no date."""
+    no date. PostgreSQL's JSON writes a timestamp truncated to the second
+    the same way (``GET /domains/``)."""
     return value.isoformat(timespec="seconds") if value else None

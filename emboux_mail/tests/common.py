@@ -4,6 +4,7 @@ from unittest.mock import patch
 import dns.rdata
 import dns.resolver
 
+from odoo import SUPERUSER_ID, api
 from odoo.sql_db import TestCursor
 from odoo.tests import TransactionCase
 
@@ -104,6 +105,23 @@ class EmbouxHostingSetup:
             if cr.fetchone():
                 found.append(table)
         self.assertFalse(found, f"{secret!r} is stored in clear in {found}")
+
+
+class CommittedWork:
+    """For the cases about concurrent transactions, whose data must be
+    committed for another transaction to see it."""
+
+    def _committed(self, function):
+        """Run ``function`` in a transaction of its own, committed on exit."""
+        with self.registry.cursor() as cr:
+            return function(api.Environment(cr, SUPERUSER_ID, {}))
+
+    def _concurrent_env(self, cr):
+        """An environment on ``cr`` usable from another thread: the loading
+        registry holds the lock that looking it up by name takes, so the
+        cursor is given its registry."""
+        cr.transaction = api.Transaction(self.registry)
+        return api.Environment(cr, SUPERUSER_ID, {})
 
 
 class EmbouxMailCase(EmbouxHostingSetup, TransactionCase):

@@ -3,11 +3,11 @@ from datetime import date, timedelta
 
 from freezegun import freeze_time
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
 from ..exceptions import EmbouxUserError
-from .common import EmbouxHostingSetup
+from .common import CommittedWork, EmbouxHostingSetup
 
 
 @tagged("post_install", "-at_install")
@@ -350,14 +350,9 @@ class TestBillingRules(BillingCase):
 
 
 @tagged("post_install", "-at_install")
-class TestGraceWorkers(TransactionCase):
+class TestGraceWorkers(CommittedWork, TransactionCase):
     """Two workers run the same grace period's day at once, each in a
     transaction of its own: one reminder is recorded and mailed, not two."""
-
-    def _committed(self, function):
-        """Run ``function`` in a transaction of its own, committed on exit."""
-        with self.registry.cursor() as cr:
-            return function(api.Environment(cr, SUPERUSER_ID, {}))
 
     def test_two_workers_send_one_reminder(self):
         def setup(env):
@@ -402,10 +397,7 @@ class TestGraceWorkers(TransactionCase):
         def worker():
             try:
                 with self.registry.cursor() as cr:
-                    # the loading registry holds the lock that looking it
-                    # up by name takes: give the cursor its registry
-                    cr.transaction = api.Transaction(self.registry)
-                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env = self._concurrent_env(cr)
                     partner = env["res.partner"].browse(partner_id)
                     barrier.wait(timeout=10)
                     env["emboux.mail.grace"]._emboux_run(partner)

@@ -1,19 +1,24 @@
 """Outbound mail: the sending limits a customer may change, the bounce guard,
 the daily and monthly counters, DKIM keys, and the portal's Sending card."""
 
+import threading
+import time
 from datetime import date
 
+import psycopg2
 from cryptography.hazmat.primitives import serialization
 from dateutil.relativedelta import relativedelta
 from lxml import html
 
 from odoo import fields
 from odoo.exceptions import ValidationError
-from odoo.tests import tagged
+from odoo.service import model as service_model
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import mute_logger
 
 from ..exceptions import EmbouxForbidden, EmbouxQuotaError, EmbouxUserError
 from ..services import dkim, dns_checker
-from .common import EmbouxMailCase, FakeDns
+from .common import CommittedWork, EmbouxMailCase, FakeDns
 from .test_portal import EmbouxPortalCase
 
 MEBIBYTE = 1024 * 1024
@@ -614,3 +619,99 @@ class TestOutboundPortal(EmbouxPortalCase):
         self.assertEqual(response.status_code, 303)
         self.assertEqual(response.headers["Location"].split("?")[0], self.domain_url())
         self.assertLimits(100, 1000)
+
+
+@tagged("post_install", "-at_install")
+class TestDkimFirstKeyRace(CommittedWork, TransactionCase):
+    """The scheduled DKIM preparation and a first look at a domain's DNS may
+    make its first key at once, each in its transaction: the second fails
+    to serialize, which Odoo replays, and then signs with the first one's
+    key; it never meets the unique index (that answered an HTML 400)."""
+
+    def test_second_transaction_is_replayed_onto_the_first_key(self):
+        domain_id = self._committed(
+            lambda env: env["emboux.mail.domain"].create({"name": "race.dkim.test"}).id
+        )
+        self.addCleanup(
+            self._committed,
+            lambda env: env["emboux.mail.domain"].browse(domain_id).unlink(),
+        )
+        with self.registry.cursor() as first, self.registry.cursor() as second:
+            first_env = self._concurrent_env(first)
+            second_env = self._concurrent_env(second)
+            second.execute("SELECT 1")  # its snapshot predates the first key
+            key = first_env["emboux.mail.domain"].browse(domain_id)._emboux_dkim_key()
+            failures = []
+
+            @mute_logger("odoo.sql_db")  # the failure is this case's point
+            def look():
+                try:
+                    second_env["emboux.mail.domain"].browse(
+                        domain_id
+                    )._emboux_dkim_key()
+                except psycopg2.Error as error:
+                    failures.append(error)
+
+            thread = threading.Thread(target=look)
+            thread.start()
+            self._wait_until_blocked(first, second)
+            first.commit()
+            thread.join(30)
+            self.assertFalse(thread.is_alive())
+            self.assertEqual(
+                [type(error) for error in failures],
+                [psycopg2.errors.SerializationFailure],
+            )
+            self.assertIn(
+                psycopg2.errors.SerializationFailure,
+                service_model.PG_CONCURRENCY_EXCEPTIONS_TO_RETRY,
+            )
+            second.rollback()
+            replayed = second_env["emboux.mail.domain"].browse(domain_id)
+            self.assertEqual(replayed._emboux_dkim_key().id, key.id)
+
+    def test_preparation_leaves_a_held_domain_for_later(self):
+        """The scheduled preparation skips a domain another transaction
+        holds instead of waiting for it (the DNS check, which takes the
+        domains in another order, could be waiting for one it holds)."""
+        names = ("held.dkim.test", "free.dkim.test")
+        held_id, free_id = self._committed(
+            lambda env: env["emboux.mail.domain"]
+            .create([{"name": n} for n in names])
+            .ids
+        )
+        self.addCleanup(
+            self._committed,
+            lambda env: env["emboux.mail.domain"].browse([held_id, free_id]).unlink(),
+        )
+
+        def prepare(env):
+            env.cr.execute("SET LOCAL lock_timeout = '5s'")  # a wait fails the case
+            env["emboux.mail.domain"]._cron_prepare_dkim()
+
+        def keyed(env):
+            domains = env["emboux.mail.domain"].browse([held_id, free_id])
+            return [bool(domain.dkim_key_ids) for domain in domains]
+
+        with self.registry.cursor() as holder:
+            holder.execute(
+                "UPDATE emboux_mail_domain SET write_date = write_date WHERE id = %s",
+                [held_id],
+            )
+            self._committed(prepare)
+            self.assertEqual(self._committed(keyed), [False, True])
+        self._committed(prepare)
+        self.assertEqual(self._committed(keyed), [True, True])
+
+    def _wait_until_blocked(self, watcher, cr):
+        """Until ``cr``'s transaction waits for a lock (read by ``watcher``:
+        pg_locks is live, whatever the watcher's snapshot)."""
+        pid = cr._cnx.get_backend_pid()
+        for _attempt in range(600):
+            watcher.execute(
+                "SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted", [pid]
+            )
+            if watcher.fetchone():
+                return
+            time.sleep(0.05)
+        self.fail("the second transaction never waited for the first")

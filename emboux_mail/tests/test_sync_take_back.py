@@ -181,6 +181,33 @@ class TestTakeBack(ConnectedCase):
             (first.mailboxes_per_domain, second.mailboxes_per_domain), (before, before)
         )
 
+    def test_a_plans_later_reader_goes_with_its_refused_change(self):
+        """A key moved onto a plan whose change waits upstream was given
+        that change's quotas: it waits behind it, and is taken back with
+        it, or the upstream would keep quotas this side no longer has."""
+        before = self.plan.mailboxes_per_domain
+        other_plan = self.plan.copy(
+            {"name": "Other plan", "mailboxes_per_domain": before + 1}
+        )
+        other = self.make_tenant("Other", plan=other_plan)
+        self.Key._emboux_generate({"partner_id": self.tenant.id})
+        key, token = self.Key._emboux_generate({"partner_id": other.id})
+        self.commit()
+        self.upstream.fail["update_api_key"] = ec.EmbouxUnavailable("down")
+        self.plan.mailboxes_per_domain = before + 5
+        self.commit()
+        self.upstream.fail.clear()
+        self.upstream.calls.clear()
+        other.emboux_plan_id = self.plan
+        self.commit()
+        self.assertEqual(self.called(), [])  # behind the plan's change
+        self.upstream.fail["update_api_key"] = refused("Quota below usage")
+        self.Event.search([("state", "=", "pending")]).action_retry()
+        self.assertEqual(self.plan.mailboxes_per_domain, before)
+        self.assertEqual(other.emboux_plan_id, other_plan)
+        self.assertEqual(key.mailboxes_per_domain, other_plan.mailboxes_per_domain)
+        self.assertNotIn(token, [args[0] for _name, args in self.upstream.calls])
+
     def test_a_tenant_waits_behind_its_own_earlier_change_only(self):
         other = self.make_tenant("Other")
         self.upstream.fail["create_domain"] = lambda name, *a, **k: (
@@ -219,6 +246,44 @@ class TestTakeBack(ConnectedCase):
         event = self.Event.search([("name", "=", "later.example")])
         self.assertEqual(event.state, "error")
         self.assertIn("Domain quota exceeded", event.last_error)
+
+    def test_a_change_refused_after_an_unanswered_try_is_undone_upstream(self):
+        """Its first try may have landed (the refusal of the next may even
+        come from it): its undoing is queued, as for any unanswered call."""
+        self.upstream.fail["create_domain"] = self.upstream.no_answer
+        domain = self.make_domain("landed.example")
+        self.commit()
+        self.upstream.fail["create_domain"] = refused("Domain quota exceeded")
+        domain.action_sync_retry()
+        self.assertFalse(domain.exists())
+        create, undo = self.Event.search([("name", "=", "landed.example")], order="id")
+        self.assertEqual((create.operation, create.state), ("domain_create", "error"))
+        self.assertEqual((undo.operation, undo.state), ("domain_delete", "pending"))
+        self.assertEqual(undo.undoes_id, create)
+
+    def test_only_saves_made_behind_a_refused_one_go_with_it(self):
+        """A save waiting behind the refused one and behind another save
+        goes with the refused one; that other save, made before it, stays."""
+        other = self.make_tenant("Other")
+        self.Key._emboux_generate({"partner_id": other.id})
+        self.commit()
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
+        refused_one = self.make_domain("first.example")
+        self.commit()
+        before = self.make_domain("before.example", tenant=other)
+        self.commit()
+        refused_one.partner_id = other  # behind both, on their lanes
+        self.commit()
+        self.upstream.fail["create_domain"] = lambda name, *a, **k: (
+            refused("Domain quota exceeded") if name == "first.example" else None
+        )
+        self.Event.search([("name", "=", "first.example")]).action_retry()
+        self.assertFalse(refused_one.exists())
+        states = self.Event.search([("name", "=", "first.example")], order="id")
+        self.assertEqual(states.mapped("state"), ["error", "undone"])
+        self.assertEqual(before.sync_state, "pending")
+        self.Event.search([("name", "=", "before.example")]).action_retry()
+        self.assertEqual(before.sync_state, "synced")
 
     def test_a_resumed_save_refused_takes_back_its_earlier_steps(self):
         """A save half delivered when the upstream stopped answering is sent

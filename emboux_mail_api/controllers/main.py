@@ -34,7 +34,7 @@ from ..services.validation import (
     parse_json,
     validate,
 )
-from .responses import error_response, json_abort, json_response
+from .responses import RawJSON, error_response, json_abort, json_response
 
 _logger = logging.getLogger(__name__)
 API_USER = "emboux_mail_api.user_emboux_api"
@@ -420,7 +420,7 @@ def _serve(route, handler, controller, path_values):
 
 def _refusal(exc, caller, route, now=False):
     """The JSON answer to a refused request (to raise)."""
-    status, detail = _error_status(exc)
+    status, detail = error_status(exc)
     _record_use(caller, route, status, now=now)
     if status == 422:
         # a value the rules refused: still FastAPI's list of errors
@@ -433,7 +433,7 @@ def _refusal(exc, caller, route, now=False):
     return error_response(status, detail, headers)
 
 
-def _error_status(exc):
+def error_status(exc):
     """The status and ``detail`` answered for an Odoo exception."""
     if hasattr(exc, "status") and hasattr(exc, "detail"):
         return exc.status, exc.detail
@@ -562,7 +562,10 @@ class EmbouxApiController(http.Controller):
         )
     )
     def domain_list(self, api, caller, body, query):
-        return api._api_domain_list(caller, query.get("limit"), query.get("offset"))
+        items, total = api._api_domain_list(
+            caller, query.get("limit"), query.get("offset")
+        )
+        return RawJSON(items), total
 
     @api_route(
         Route(

@@ -7,8 +7,15 @@ from werkzeug.exceptions import HTTPException
 from odoo.http import Response
 
 
+class RawJSON(str):
+    """JSON text already written (by PostgreSQL), answered as it is."""
+
+
 def json_response(data, status=200, headers=None):
-    body = "" if data is None else json.dumps(data, ensure_ascii=False)
+    if data is None or isinstance(data, RawJSON):
+        body = data or ""
+    else:
+        body = json.dumps(data, ensure_ascii=False)
     response = Response(body, status=status, headers=headers or {})
     if data is not None:
         response.mimetype = "application/json"

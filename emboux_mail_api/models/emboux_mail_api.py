@@ -231,18 +231,18 @@ class EmbouxMailApi(models.AbstractModel):
 
     @api.model
     def _api_domain_list(self, caller, limit=None, offset=None):
-        """The page is read in the query that selects it (see
-        ``_emboux_api_items``)."""
+        """The page as JSON text, written by the query that selects it (see
+        ``_emboux_api_items``), and the size of the list."""
         Domain = self.env["emboux.mail.domain"]
         scope = self._api_scope(caller, [])
         # limit=0 asks for no item; Odoo's search would read it as no limit
         if limit == 0:
-            items = []
+            shown, items = 0, "[]"
         else:
             query = Domain._search(scope, offset or 0, limit, Domain._order)
-            items = Domain._emboux_api_items(query)
+            shown, items = Domain._emboux_api_items(query)
         total = self._api_total(
-            len(items), limit, offset, lambda: Domain.search_count(scope)
+            shown, limit, offset, lambda: Domain.search_count(scope)
         )
         return items, total
 

@@ -1,12 +1,14 @@
 import functools
+import re
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from odoo import http, models
+from odoo.exceptions import AccessDenied, UserError
 from odoo.http import Response, request
 from odoo.tools import SQL, config
 
-from ..controllers.main import ROUTES
+from ..controllers.main import ROUTES, error_status
 from ..controllers.responses import error_response, json_response
 
 MAX_BODY = 1024 * 1024
@@ -20,9 +22,12 @@ def served_databases(cr, host):
     The catalog is read on the request's own cursor (``cr``), with the query
     Odoo's ``list_dbs`` runs: that one opens a new connection to
     ``postgres`` at every call (Odoo never pools those), which costs an API
-    request more than the rest of its authentication."""
+    request more than the rest of its authentication. A filter naming one
+    database, the cursor's own, needs no catalog at all."""
     if config["db_name"] and not config["dbfilter"]:
         names = sorted(db.strip() for db in config["db_name"].split(","))
+    elif _names_only(config["dbfilter"], cr.dbname):
+        return [cr.dbname]
     else:
         cr.execute(
             SQL(
@@ -34,6 +39,12 @@ def served_databases(cr, host):
         )
         names = [name for (name,) in cr.fetchall()]
     return http.db_filter(names, host)
+
+
+def _names_only(dbfilter, name):
+    """True when ``dbfilter`` is ``^name$`` for ``name`` (as ``./setup/run``
+    deploys it): a regular expression no other database name matches."""
+    return dbfilter.removeprefix("^") == re.escape(name) + "$"
 
 
 @functools.cache
@@ -97,6 +108,20 @@ class IrHttp(models.AbstractModel):
         if response or not is_api_path(request.httprequest.path):
             return response
         return json_response({"detail": "Not Found"}, 404)
+
+    @classmethod
+    def _handle_error(cls, exception):
+        """An error that no route turned into an answer (a constraint met
+        by a concurrent change, a bug) answers JSON under the API's
+        collections as well: a refusal as a route's own, anything else as
+        500 without its details (Odoo logs them)."""
+        if isinstance(exception, HTTPException) or not is_api_path(
+            request.httprequest.path
+        ):
+            return super()._handle_error(exception)
+        if isinstance(exception, UserError | AccessDenied):
+            return error_response(*error_status(exception))
+        return error_response(500, "Internal Server Error")
 
     @classmethod
     def _pre_dispatch(cls, rule, args):

@@ -1,9 +1,10 @@
+import re
 from contextlib import closing
 from unittest.mock import patch
 
 from odoo import http, sql_db
 from odoo.service import db
-from odoo.tools import SQL, config
+from odoo.tools import SQL, config, mute_logger
 
 from ..models import ir_http
 from .common import EmbouxApiCase
@@ -59,6 +60,21 @@ class TestDatabase(EmbouxApiCase):
         self.assertEqual(after, sorted([self.env.cr.dbname, name]))
         self.assertEqual(after, listed)
 
+    def test_a_filter_naming_the_database_needs_no_catalog(self):
+        """``--db-filter=^name$`` serves that one database, whatever else
+        the cluster holds; a filter that is not one literal name still asks."""
+        host = self.base_url().split("//")[1]
+        literal = {"db_name": "", "dbfilter": f"^{re.escape(self.env.cr.dbname)}$"}
+        with patch.dict(config.options, literal), self.assertQueryCount(0):
+            self.assertEqual(
+                ir_http.served_databases(self.env.cr, host), [self.env.cr.dbname]
+            )
+        pattern = {"db_name": "", "dbfilter": f"^{self.env.cr.dbname}.*$"}
+        with patch.dict(config.options, pattern), self.assertQueryCount(1):
+            self.assertIn(
+                self.env.cr.dbname, ir_http.served_databases(self.env.cr, host)
+            )
+
     def _served(self, host):
         """What a new request's cursor reads (this test's own transaction
         still sees its first snapshot)."""
@@ -90,3 +106,33 @@ class TestDatabase(EmbouxApiCase):
         elsewhere = self.api("GET", "/no-such-page")
         self.assertEqual(elsewhere.status_code, 404)
         self.assertIn("text/html", elsewhere.headers["Content-Type"])
+
+    def test_errors_no_route_answered_are_json(self):
+        """A unique index met by a concurrent change, and a bug: JSON as
+        well, the first as a refusal with its constraint's message, the
+        second as 500 that tells nothing of its cause."""
+        Api = type(self.env["emboux.mail.api"])
+
+        def clash(*args, **kwargs):
+            http.request.env.cr.execute(
+                "UPDATE res_users SET login = 'admin' WHERE id = 1"
+            )
+
+        for effect, status in ((clash, 400), (RuntimeError("internal detail"), 500)):
+            with (
+                self.subTest(status=status),
+                patch.object(Api, "_api_domain_list", side_effect=effect),
+                mute_logger("odoo.http", "odoo.sql_db"),
+            ):
+                response = self.opener.get(
+                    self.base_url() + "/domains/",
+                    headers={"Authorization": f"Bearer {self.MASTER}"},
+                    timeout=60,
+                )
+            self.assertEqual(response.status_code, status)
+            self.assertEqual(response.headers["Content-Type"], "application/json")
+            detail = response.json()["detail"]
+            if status == 500:
+                self.assertEqual(detail, "Internal Server Error")
+            else:
+                self.assertIn("same login", detail)

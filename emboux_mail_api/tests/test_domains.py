@@ -1,5 +1,7 @@
 """POST/GET/DELETE /domains/ (§B.1): bodies, quotas, lists, cascade."""
 
+from odoo.addons.emboux_mail.services.stamps import stamp
+
 from .common import (
     ALIAS_KEYS,
     DOMAIN_ITEM_KEYS,
@@ -71,6 +73,10 @@ class TestDomains(EmbouxApiCase):
             self.as_a("GET", "/domains/"), DOMAIN_ITEM_KEYS, total=3
         )
         self.assertEqual([d["id"] for d in items], newest_first)
+        # the list is written by PostgreSQL: the same values as a webhook's
+        record = self.env["emboux.mail.domain"].browse(created[0])
+        self.assertEqual(items[-1], record._emboux_api_item())
+        self.assertEqual(items[-1]["created_at"], stamp(record.create_date))
         for query, expected in (
             ("limit=2", newest_first[:2]),
             ("limit=2&offset=2", newest_first[2:]),

@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import free_port
 from .paths import REPO
-from .processes import kill_group, wait_port
+from .processes import free_port, kill_group, wait_port
 
 SAMPLE = REPO / "setup" / "nginx" / "emboux-mail.conf"
 # what the tests read in the access log: when the request ended, how long it

@@ -13,12 +13,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 
 from . import debian
 from .paths import LOG_DIR, VAR, SetupError
+from .processes import free_port
 
 PG_DIR = VAR / "pg"
 DATA = PG_DIR / "data"
@@ -119,7 +119,7 @@ class Cluster:
                 f"read and execute rights on every parent directory."
             )
         print(f"Creating the PostgreSQL cluster in {DATA} ...", flush=True)
-        port = _free_port()
+        port = free_port()
         result = self._as_owner(
             [
                 "initdb",
@@ -243,7 +243,7 @@ class Standby:
         )
         if copied.returncode != 0:
             raise SetupError(f"pg_basebackup failed: {copied.stderr.strip()}")
-        self.port = _free_port()
+        self.port = free_port()
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# The standby's own, after the primary's copied lines\n"
@@ -301,12 +301,6 @@ def _psql(bindir, socket_dir, port, sql, dbname, user, check=True):
     if check and result.returncode != 0:
         raise SetupError(f"PostgreSQL refused {sql!r}: {result.stderr.strip()}")
     return result.stdout.strip()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _quote(value):

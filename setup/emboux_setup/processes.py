@@ -1,12 +1,27 @@
 """Processes the set-up starts and must stop for good: a server's whole
 process group (prefork masters leave workers behind when killed alone),
-and waiting for a port to answer."""
+the ports they listen on, and waiting for a port to answer."""
 
 import os
 import signal
 import socket
 import time
 from pathlib import Path
+
+_GIVEN_PORTS = set()
+
+
+def free_port():
+    """A loopback port nothing listens on, and none this process gave
+    before: two ports asked for one after the other can be the same one (a
+    chance in some thousands), and two services then share it."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def wait_port(port, deadline, host="127.0.0.1", alive=lambda: True):

@@ -34,12 +34,12 @@ from pathlib import Path
 from PIL import Image, ImageChops
 
 from . import debian
-from .cli import PORTAL_DEMO_LOGIN, PORTAL_DEMO_PASSWORD, free_port, wait_http
+from .cli import PORTAL_DEMO_LOGIN, PORTAL_DEMO_PASSWORD, wait_http
 from .odoo_locator import find_odoo
 from .odoo_server import Odoo
 from .paths import LOG_DIR, REPO, SetupError
 from .postgres import Cluster
-from .processes import kill_group
+from .processes import free_port, kill_group
 
 DEFAULT_DB = "emboux_screenshots"
 OPERATOR = ("admin", "admin")

@@ -13,6 +13,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from .paths import ADDONS, EXTRA_MODULES, LOG_DIR, REPO, venv_bin
+from .processes import free_port
 
 TEST_DB = "emboux_test"
 SUMMARY_RE = re.compile(
@@ -148,7 +149,7 @@ def pytest_tests(tally, args):
     tally.add("tests/", total - failed - skipped, failed + skipped, note)
 
 
-def run_all(odoo, args, free_port):
+def run_all(odoo, args):
     """Run everything; the return value is the command's exit code."""
     tally = Tally()
     lint(tally)
