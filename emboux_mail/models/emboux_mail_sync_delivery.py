@@ -47,12 +47,13 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
     Two cursors: the first holds the lanes' advisory locks (waiting for
     them at most the upstream timeout with ``wait``, else not at all) until
     the second, opened once they are held so that its snapshot sees what
-    the previous holder sent, has delivered and committed. An earlier
+    the previous holder sent, has delivered and committed, and the local
+    side of a take-back is done. An earlier
     batch that was never tried is about to be sent by the request that
     made it: with ``wait``, this one lets it go first (up to the timeout)."""
     deadline = None
     while True:
-        here = []  # the local side of a take-back, done once the outbox is
+        here = []  # the local side of a take-back, once the outbox committed
         with registry.cursor() as lock_cr:
             env = api.Environment(lock_cr, SUPERUSER_ID, {"lang": lang})
             delivery = env["emboux.mail.sync.delivery"]
@@ -72,7 +73,9 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
                 outcome = (
                     delivery._emboux_queued(batch, secrets, here) if wait else None
                 )
-        _do_here(registry, lang, here)
+            # still holding the lanes: no save of them is sent meanwhile, so
+            # one made on top of the change taken back is found pending
+            _do_here(registry, lang, here)
         if outcome is not LET_EARLIER_GO:
             return outcome
         time.sleep(0.02)
@@ -204,7 +207,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             if refusal is None:
                 self.env["emboux.mail.sync.undo"]._emboux_forget(batch)
             # else the sender that took it back undoes it here from its
-            # journal, once it released the lanes: it must still find it
+            # journal, once its outbox committed: it must still find it
             return refusal
         fresh = min(events.mapped("create_date")) > fields.Datetime.now() - ORPHAN
         if not secrets and fresh and any(e.operation in NEEDS_SECRET for e in events):
@@ -240,24 +243,35 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     @api.model
     def _emboux_waits_behind(self, events):
-        """The earlier changes of other batches, on one of these lanes, that
-        still wait for the upstream, or whose unanswered call may still reach
-        it: these must wait behind them (an older value landing after a
-        newer one would undo it there)."""
+        """The changes of other batches, on one of these lanes, that these
+        must wait behind (an older value landing after a newer one would
+        undo it there): the earlier ones that still wait for the upstream,
+        or whose unanswered call may still reach it; and, for a save, every
+        undoing still to send. An undoing goes before any save waiting on
+        its lanes, whatever their ids: a save is numbered when it is made,
+        not when it commits, so one made while a refusal was being taken
+        back can be numbered before the undoing yet be newer upstream. An
+        undoing waits only for earlier undoings and unsettled calls: the
+        pending saves before it on its lanes were made after the change it
+        undoes (that change went out only once nothing waited before it)."""
         Event = self.env["emboux.mail.sync.event"]
         lanes = list({lane for event in events for lane in (event.lanes or "").split()})
         if not lanes:
             return Event
+        undoing = all(event.undoes_id for event in events)
         self.env.cr.execute(
             SQL(
                 "SELECT id FROM emboux_mail_sync_event "
-                "WHERE (state = 'pending' OR settles_at > %s) "
-                "AND batch != %s AND id < %s "
-                "AND string_to_array(lanes, ' ') && %s::text[]",
-                fields.Datetime.now(),
+                "WHERE batch != %s AND string_to_array(lanes, ' ') && %s::text[] "
+                "AND (id < %s AND (settles_at > %s OR (state = 'pending' "
+                "AND (undoes_id IS NOT NULL OR NOT %s))) "
+                "OR (state = 'pending' AND undoes_id IS NOT NULL AND NOT %s))",
                 events[0].batch,
-                min(events.ids),
                 lanes,
+                min(events.ids),
+                fields.Datetime.now(),
+                undoing,
+                undoing,
             )
         )
         return Event.browse(row[0] for row in self.env.cr.fetchall())
@@ -412,18 +426,7 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
                 # left for the scheduled delivery, in order on its lanes
                 self._emboux_queue_inverse(event, inverse, failure)
         message = self.env._("Taken back: %(reason)s", reason=reason)
-        # the saves waiting behind this one were made on top of it: they go
-        # first (newest first), none of them has reached the upstream
-        for later in reversed(self._emboux_waiting_behind(events)):
-            here.append(("take_back", later[0].batch))
-            later._emboux_close(
-                "undone",
-                self.env._(
-                    "Taken back: an earlier change of the same domain or customer "
-                    "was refused (%(reason)s)",
-                    reason=reason,
-                ),
-            )
+        self._emboux_take_back_behind(events, reason, here)
         here.append(("take_back", events[0].batch))
         (events - (refused or events.browse()))._emboux_close("undone", message)
         if refused:
@@ -440,10 +443,37 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             event.write({"state": "done"})  # gone upstream, gone here
 
     @api.model
+    def _emboux_take_back_behind(self, events, reason, here):
+        """The saves waiting behind ``events`` were made on top of them: they
+        are taken back too, newest first (none of them reached the
+        upstream), their local undoing listed in ``here``."""
+        for later in reversed(self._emboux_waiting_behind(events)):
+            here.append(("take_back", later[0].batch))
+            later._emboux_close(
+                "undone",
+                self.env._(
+                    "Taken back: an earlier change of the same domain or customer "
+                    "was refused (%(reason)s)",
+                    reason=reason,
+                ),
+            )
+
+    @api.model
     def _emboux_do_here(self, here):
         """Undo the journaled local changes, delete again what stands
-        deleted upstream, in the order ``here`` lists them."""
+        deleted upstream, in the order ``here`` lists them. A save made on
+        top of a change taken back, but committed after its sender looked
+        for such saves, is found in this fresh snapshot and goes first."""
         Undo = self.env["emboux.mail.sync.undo"]
+        taken = [args[0] for kind, *args in here if kind == "take_back"]
+        if taken:
+            events = self.env["emboux.mail.sync.event"].search(
+                [("batch", "in", taken)], order="id"
+            )
+            refused = events.filtered(lambda e: e.state == "error") or events
+            missed = []
+            self._emboux_take_back_behind(events, refused[0].last_error, missed)
+            here = missed + here
         for kind, *args in here:
             if kind == "take_back":
                 Undo._emboux_take_back(*args)
@@ -454,12 +484,14 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
 
     @api.model
     def _emboux_waiting_behind(self, events):
-        """The pending batches made after ``events`` on their lanes, and
-        after those on theirs, oldest first (each a recordset). A batch made
-        before one of them is not behind it, even on its lanes: it may
-        have reached the upstream already."""
+        """The pending batches made after ``events`` (of one batch or more)
+        on their lanes, and after those on theirs, oldest first (each a
+        recordset). A batch made before one of them is not behind it, even
+        on its lanes: it may have reached the upstream already."""
         Event = self.env["emboux.mail.sync.event"]
-        batches, seen, ahead = [], {events[0].batch}, [events]
+        seen = set(events.mapped("batch"))
+        ahead = [events.filtered(lambda e, b=batch: e.batch == b) for batch in seen]
+        batches = []
         while ahead:
             before = ahead.pop()
             lanes = {lane for event in before for lane in (event.lanes or "").split()}

@@ -18,7 +18,9 @@ How a change reaches the upstream (design.md §4), and why:
   quotas from): changes of one domain or tenant go out one batch at a
   time, in order, whichever worker or server sends them; other tenants
   never wait. A refusal takes back with its batch the batches made after
-  it on its lanes (they were made on top of it), never an earlier one. A
+  it on its lanes (they were made on top of it), never an earlier one,
+  including one that commits while the refusal is being taken back. An
+  undoing left for later goes before every save waiting on its lanes. A
   lane busy for longer than the upstream timeout leaves the batch to the
   scheduled delivery.
 * **A refusal takes the whole change back on both sides** and reaches the

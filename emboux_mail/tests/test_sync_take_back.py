@@ -285,6 +285,66 @@ class TestTakeBack(ConnectedCase):
         self.Event.search([("name", "=", "before.example")]).action_retry()
         self.assertEqual(before.sync_state, "synced")
 
+    def test_an_undoing_goes_before_a_save_numbered_before_it(self):
+        """A save made while a refusal is being taken back is numbered
+        before the undoing queued then, yet commits after it: the undoing
+        still goes first, or the value it restores would overwrite the
+        save's upstream."""
+        self.make_domain("order.example")
+        mailbox = self.Mailbox.create(
+            {"email": "q@order.example", "password": "pw-q-123456", "quota_mb": 100}
+        )
+        self.commit()
+        mailbox.quota_mb = 200
+        self.commit()
+        delivered = self.Event.search([("operation", "=", "mailbox_quota")])
+        self.upstream.fail["set_quota"] = ec.EmbouxUnavailable("down")
+        mailbox.quota_mb = 300
+        self.commit()
+        save = self.Event.search([("state", "=", "pending")])
+        self.env["emboux.mail.sync.delivery"]._emboux_queue_inverse(
+            delivered, delivered._emboux_inverse(), ec.EmbouxUnavailable("down")
+        )
+        undoing = self.Event.search([("undoes_id", "=", delivered.id)])
+        self.assertGreater(undoing.id, save.id)
+        self.upstream.fail.clear()
+        self.upstream.calls.clear()
+        (save | undoing).action_retry()  # the save, numbered first, is tried first
+        save.action_retry()
+        self.assertEqual(
+            self.upstream.calls,
+            [
+                ("set_quota", ("q@order.example", 100)),
+                ("set_quota", ("q@order.example", 300)),
+            ],
+        )
+        self.assertEqual((save | undoing).mapped("state"), ["done", "done"])
+
+    def test_a_save_committed_while_its_base_was_taken_back_goes_too(self):
+        """The sender taking a refusal back looked for the saves behind it
+        before this one committed: undoing the refused save here finds it
+        and takes it back first."""
+        self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
+        domain = self.make_domain("base.example")
+        self.commit()
+        refused_one = self.Event.search([("name", "=", "base.example")])
+        alias = self.Alias.create(
+            {"source": "x@base.example", "destination": "y@x.org"}
+        )
+        self.env.cr.flush()
+        self.env.cr.postcommit.clear()  # committed; its own delivery comes later
+        save = self.Event.search([("name", "=", "x@base.example")])
+        self.assertEqual(save.state, "pending")
+        # what the sender did, without seeing the alias's save yet
+        refused_one._emboux_close("error", "Domain quota exceeded")
+        self.env["emboux.mail.sync.delivery"]._emboux_do_here(
+            [("take_back", refused_one.batch)]
+        )
+        self.assertFalse(domain.exists() or alias.exists())
+        self.assertEqual(save.state, "undone")
+        self.assertIn("an earlier change", save.last_error)
+        self.assertIn("Domain quota exceeded", save.last_error)
+
     def test_a_resumed_save_refused_takes_back_its_earlier_steps(self):
         """A save half delivered when the upstream stopped answering is sent
         on later; refused then, the steps delivered the first time are
@@ -323,8 +383,8 @@ class TestTakeBack(ConnectedCase):
         self.assertIn("an earlier change", events[1].last_error)
 
     def test_a_save_taken_back_by_another_sender_keeps_its_journal(self):
-        """The sender that takes a waiting save back undoes it here once it
-        released the lanes; the save's own request, finding it closed in
+        """The sender that takes a waiting save back undoes it here once its
+        outbox committed; the save's own request, finding it closed in
         between, must leave it the journal to undo it from."""
         self.upstream.fail["create_domain"] = ec.EmbouxUnavailable("down")
         self.make_domain("closed.example")
