@@ -16,10 +16,10 @@ from pathlib import Path
 SETUP = Path(__file__).resolve().parents[1] / "setup"
 sys.path.insert(0, str(SETUP))
 
-from emboux_setup.cli import bootstrap, free_port, wait_http  # noqa: E402
+from emboux_setup.cli import bootstrap, wait_http  # noqa: E402
 from emboux_setup.odoo_server import addons_digest  # noqa: E402
 from emboux_setup.paths import ADDONS, LOG_DIR, REPO, VAR, SetupError  # noqa: E402
-from emboux_setup.processes import kill_group  # noqa: E402
+from emboux_setup.processes import free_port, kill_group  # noqa: E402
 
 __all__ = ["LOG_DIR", "TIMEOUT", "Bench", "BenchError", "create_tenant", "run_main"]
 TIMEOUT = (5, 60)  # seconds to connect, to read one answer

@@ -28,9 +28,8 @@ from urllib.parse import urlsplit
 import requests
 from _measure import fmt, mailbox_target, measure, print_failures, ratio, run
 from _server import LOG_DIR, Bench, BenchError, create_tenant, run_main
-from emboux_setup.cli import free_port
 from emboux_setup.nginx import Nginx
-from emboux_setup.processes import group_members
+from emboux_setup.processes import free_port, group_members
 
 DB = "emboux_bench_scale"
 TENANT = "bench_scale_tenant"
