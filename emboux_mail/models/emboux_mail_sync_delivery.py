@@ -48,9 +48,9 @@ def deliver(registry, batch, secrets=None, wait=False, lang=None):
     them at most the upstream timeout with ``wait``, else not at all) until
     the second, opened once they are held so that its snapshot sees what
     the previous holder sent, has delivered and committed, and the local
-    side of a take-back is done. An earlier
-    batch that was never tried is about to be sent by the request that
-    made it: with ``wait``, this one lets it go first (up to the timeout)."""
+    side of a take-back is done. An earlier batch that was never tried is
+    about to be sent by the request that made it: with ``wait``, this one
+    lets it go first (up to the timeout)."""
     deadline = None
     while True:
         here = []  # the local side of a take-back, once the outbox committed
@@ -263,8 +263,8 @@ class EmbouxMailSyncDelivery(models.AbstractModel):
             SQL(
                 "SELECT id FROM emboux_mail_sync_event "
                 "WHERE batch != %s AND string_to_array(lanes, ' ') && %s::text[] "
-                "AND (id < %s AND (settles_at > %s OR (state = 'pending' "
-                "AND (undoes_id IS NOT NULL OR NOT %s))) "
+                "AND ((id < %s AND (settles_at > %s OR (state = 'pending' "
+                "AND (undoes_id IS NOT NULL OR NOT %s)))) "
                 "OR (state = 'pending' AND undoes_id IS NOT NULL AND NOT %s))",
                 events[0].batch,
                 lanes,
